@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Non-inline wrappers for the few `static inline` kernel functions and macros rust_loop needs.
+ *
+ * bindgen cannot see static inline functions, and an out-of-tree module cannot add to
+ * rust/helpers/, so these are linked into the module and declared by hand in rust_loop_aio.rs
+ * (`mod helpers`). Each wrapper is one call with the same meaning as its kernel original; logic
+ * lives in Rust.
+ */
+#ifndef RUST_LOOP_HELPERS_H
+#define RUST_LOOP_HELPERS_H
+
+#include <linux/types.h>
+
+struct bio_vec;
+struct block_device;
+struct gendisk;
+struct inode;
+struct kiocb;
+struct kthread_work;
+struct path;
+struct queue_limits;
+struct request;
+struct request_queue;
+
+typedef void (*rust_loop_work_fn)(struct kthread_work *work);
+
+/* Freeze protection of an async write (fs.h). */
+void rust_loop_kiocb_start_write(struct kiocb *iocb);
+void rust_loop_kiocb_end_write(struct kiocb *iocb);
+
+/* kthread_init_work() is a macro (kthread.h). */
+void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_work_fn fn);
+
+/* Request data (blk-mq.h): bvec count, the rq_for_each_bvec() walk, and the single-bio start. */
+unsigned int rust_loop_rq_nr_bvec(struct request *rq);
+void rust_loop_rq_copy_bvecs(struct request *rq, struct bio_vec *out);
+const struct bio_vec *rust_loop_rq_first_bvec(struct request *rq, unsigned int *bvec_done);
+void rust_loop_rq_zero_fill(struct request *rq);
+unsigned short rust_loop_rq_ioprio(struct request *rq);
+
+/* Gendisk and queue (blkdev.h, blk-mq.h, device.h). */
+unsigned int rust_loop_disk_openers(struct gendisk *disk);
+void rust_loop_disk_set_uevent_suppress(struct gendisk *disk, int val);
+unsigned int rust_loop_freeze_queue(struct request_queue *q);
+void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);
+void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
+
+/* Backing block device properties (blkdev.h). */
+unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
+bool rust_loop_bdev_rot(struct block_device *bdev);
+unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev);
+unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev);
+
+/* Files, inodes and the current task (fs.h, statfs.h, kdev_t.h, sched.h). */
+loff_t rust_loop_i_size_read(const struct inode *inode);
+int rust_loop_statfs_bsize(const struct path *path, u32 *bsize);
+u64 rust_loop_huge_encode_dev(dev_t dev);
+unsigned int rust_loop_io_flags_save(void);
+void rust_loop_io_flags_restore(unsigned int flags);
+
+#endif /* RUST_LOOP_HELPERS_H */
