@@ -63,10 +63,13 @@ rl_mirror() {
 	echo "$m"
 }
 
-# The root filesystem's location for the current recipe (see scripts/rootfs).
+# The root filesystem's location, keyed by the package list and the recipe version (bump it when
+# scripts/rootfs changes what it builds).
+RL_ROOTFS_RECIPE=1
 rl_rootfs_dir() {
 	local key
-	key=$(cat "$RL_TOP/scripts/rootfs" "$RL_TOP/scripts/rootfs.packages" | sha256sum | cut -c1-12)
+	key=$({ echo "recipe $RL_ROOTFS_RECIPE"; cat "$RL_TOP/scripts/rootfs.packages"; } |
+		sha256sum | cut -c1-12)
 	echo "$RL_CACHE/rootfs-$key"
 }
 

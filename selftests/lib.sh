@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Common library of the rust-loop selftests (sourced by every test_<area>_<nn>.sh).
+#
+# A test runs against one driver, chosen by the runner (run.sh) through the environment:
+#   LT_DRIVER   "c" (loop.ko) or "rust" (rust_loop_mod.ko); the driver is loaded on entry
+#   LT_WORK     an empty scratch directory on a disk file system (ext4), removed afterwards
+# It exits 0 (pass), 4 (skip) or anything else (fail), printing "# " diagnostics. The same test
+# must pass on both drivers: loop.ko is the oracle.
+
+set -euo pipefail
+
+LT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LT_REPO=$(cd "$LT_DIR/.." && pwd)
+LT_DRIVER=${LT_DRIVER:-rust}
+LT_WORK=${LT_WORK:-$(mktemp -d /tmp/lt.XXXXXX)}
+KSFT_FAIL=1
+KSFT_SKIP=4
+export LT_DIR LT_REPO LT_DRIVER LT_WORK
+
+lt_log() { echo "# $*"; }
+lt_fail() {
+	echo "# FAIL: $*"
+	exit "$KSFT_FAIL"
+}
+lt_skip() {
+	echo "# SKIP: $*"
+	exit "$KSFT_SKIP"
+}
+
+# lt_eq ACTUAL EXPECTED WHAT: fail unless equal.
+lt_eq() {
+	[ "$1" = "$2" ] || lt_fail "$3: got '$1', expected '$2'"
+}
+
+# lt_need PROG...: skip unless every program exists.
+lt_need() {
+	local p
+	for p in "$@"; do
+		command -v "$p" >/dev/null || lt_skip "$p not available"
+	done
+}
+
+# The ioctl tool: prints "OK <value>" or "ERR <ERRNO>" (see loopctl.py).
+lt_ioctl() { python3 "$LT_DIR/loopctl.py" "$@"; }
+
+# lt_expect EXPECTED LOOPCTL-ARGS...: run one ioctl and compare its outcome ("OK 0", "ERR EBUSY").
+lt_expect() {
+	local want=$1 got
+	shift
+	got=$(lt_ioctl "$@" | head -n 1)
+	[ "$got" = "$want" ] || lt_fail "loopctl $*: got '$got', expected '$want'"
+}
+
+# The driver under test.
+lt_module_name() {
+	if [ "$LT_DRIVER" = c ]; then echo loop; else echo rust_loop_mod; fi
+}
+
+lt_loaded() { [ -d "/sys/module/$(lt_module_name)" ]; }
+
+# lt_load [PARAM=VALUE...]: load the driver under test (no-op if loaded).
+# shellcheck disable=SC2120 # parameters are optional
+lt_load() {
+	lt_loaded && return 0
+	if [ "$LT_DRIVER" = c ]; then
+		modprobe loop "$@"
+	else
+		insmod "$LT_REPO/rust_loop_mod.ko" "$@"
+	fi
+	udevadm settle
+}
+
+# lt_unload: unload the driver under test; fails (non-zero) if it is busy.
+lt_unload() {
+	lt_loaded || return 0
+	udevadm settle
+	rmmod "$(lt_module_name)"
+}
+
+# lt_file PATH SIZE: a backing file of SIZE (dd units, e.g. 64M) filled with random data.
+lt_file() {
+	local n=${2%M}
+	dd if=/dev/urandom of="$1" bs=1M count="$n" status=none
+	sync "$1"
+}
+
+# lt_sparse PATH SIZE: a sparse backing file.
+lt_sparse() { truncate -s "$2" "$1"; }
+
+# lt_sum FILE [BYTES [SKIP_BYTES]]: sha256 of a file or device, optionally of a window.
+lt_sum() {
+	if [ $# -ge 2 ]; then
+		dd if="$1" bs=4096 iflag=count_bytes,skip_bytes count="$2" skip="${3:-0}" status=none |
+			sha256sum | cut -d' ' -f1
+	else
+		sha256sum <"$1" | cut -d' ' -f1
+	fi
+}
+
+# lt_attach FILE [losetup options]: bind FILE to a free device and print the device.
+lt_attach() {
+	local file=$1
+	shift
+	losetup -f --show "$@" "$file"
+}
+
+lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
+
+# lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).
+lt_bound() { [ -e "/sys/block/$(basename "$1")/loop/offset" ]; }
+
+# Leave no state behind for the next test: unmount, detach, unload nothing.
+lt_cleanup() {
+	local m
+	awk -v w="$LT_WORK" '$2 ~ "^"w { print $2 }' /proc/mounts | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	if lt_loaded; then
+		losetup -D 2>/dev/null || true
+		udevadm settle
+	fi
+}
+trap lt_cleanup EXIT
+
+# shellcheck disable=SC2119
+lt_load

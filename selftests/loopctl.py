@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Issue one loop ioctl and print its outcome, for the selftests.
+
+Prints "OK <return value>" (followed by a JSON line for the GET_STATUS commands) or
+"ERR <ERRNO NAME>"; exits 0 in both cases, 2 on a usage error. The selftests compare these
+lines, so that errno choices are checked exactly, against loop.ko and rust_loop alike.
+
+The structures are those of include/uapi/linux/loop.h on x86-64.
+"""
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import struct
+import sys
+
+LOOP_SET_FD = 0x4C00
+LOOP_CLR_FD = 0x4C01
+LOOP_SET_STATUS = 0x4C02
+LOOP_GET_STATUS = 0x4C03
+LOOP_SET_STATUS64 = 0x4C04
+LOOP_GET_STATUS64 = 0x4C05
+LOOP_CHANGE_FD = 0x4C06
+LOOP_SET_CAPACITY = 0x4C07
+LOOP_SET_DIRECT_IO = 0x4C08
+LOOP_SET_BLOCK_SIZE = 0x4C09
+LOOP_CONFIGURE = 0x4C0A
+LOOP_CTL_ADD = 0x4C80
+LOOP_CTL_REMOVE = 0x4C81
+LOOP_CTL_GET_FREE = 0x4C82
+
+# struct loop_info64: 232 bytes.
+INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+# struct loop_config: fd, block_size, info, __reserved[8].
+CONFIG = struct.Struct("=II232s64x")
+# struct loop_info (legacy), x86-64 layout: 168 bytes.
+INFO = struct.Struct("=i4xQQQiiii64s32sQQ4s4x")
+
+assert INFO64.size == 232 and CONFIG.size == 304 and INFO.size == 168
+
+
+def info64(offset=0, sizelimit=0, flags=0, name=b"", encrypt_type=0, key_size=0):
+    return INFO64.pack(0, 0, 0, offset, sizelimit, 0, encrypt_type, key_size, flags,
+                       name, b"", b"", 0, 0)
+
+
+def decode_info64(buf):
+    f = INFO64.unpack(buf)
+    return {
+        "lo_device": f[0], "lo_inode": f[1], "lo_rdevice": f[2], "lo_offset": f[3],
+        "lo_sizelimit": f[4], "lo_number": f[5], "lo_encrypt_type": f[6],
+        "lo_encrypt_key_size": f[7], "lo_flags": f[8],
+        "lo_file_name": f[9].rstrip(b"\0").decode(errors="replace"),
+        "lo_crypt_name": f[10].rstrip(b"\0").decode(errors="replace"),
+    }
+
+
+def decode_info(buf):
+    f = INFO.unpack(buf)
+    return {
+        "lo_number": f[0], "lo_device": f[1], "lo_inode": f[2], "lo_rdevice": f[3],
+        "lo_offset": f[4], "lo_encrypt_type": f[5], "lo_encrypt_key_size": f[6],
+        "lo_flags": f[7], "lo_name": f[8].rstrip(b"\0").decode(errors="replace"),
+    }
+
+
+def open_dev(path, ro):
+    return os.open(path, os.O_RDONLY if ro else os.O_RDWR)
+
+
+def open_file(path, ro, direct):
+    flags = os.O_RDONLY if ro else os.O_RDWR
+    if direct:
+        flags |= os.O_DIRECT
+    return os.open(path, flags)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("cmd")
+    p.add_argument("dev", nargs="?")
+    p.add_argument("args", nargs="*")
+    p.add_argument("--dev-ro", action="store_true", help="open the loop device read-only")
+    p.add_argument("--file-ro", action="store_true", help="open the backing file read-only")
+    p.add_argument("--file-direct", action="store_true", help="open the backing file O_DIRECT")
+    p.add_argument("--fd", type=int, help="pass this fd number instead of opening a file")
+    p.add_argument("--flags", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--bs", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--offset", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--sizelimit", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--name", default="")
+    p.add_argument("--encrypt-type", type=int, default=0)
+    p.add_argument("--key-size", type=int, default=0)
+    p.add_argument("--null", action="store_true", help="pass a NULL pointer argument")
+    a = p.parse_args()
+
+    def backing_fd():
+        if a.fd is not None:
+            return a.fd
+        return open_file(a.args[0], a.file_ro, a.file_direct)
+
+    try:
+        if a.cmd in ("ctl-add", "ctl-remove", "ctl-get-free", "ctl-raw"):
+            fd = os.open("/dev/loop-control", os.O_RDWR)
+            if a.cmd == "ctl-raw":
+                cmd, arg = int(a.dev, 0), int(a.args[0], 0)
+            else:
+                cmd = {"ctl-add": LOOP_CTL_ADD, "ctl-remove": LOOP_CTL_REMOVE,
+                       "ctl-get-free": LOOP_CTL_GET_FREE}[a.cmd]
+                arg = int(a.dev, 0) if a.dev is not None else 0
+            print("OK", fcntl.ioctl(fd, cmd, arg))
+            return 0
+
+        dev = open_dev(a.dev, a.dev_ro)
+        if a.cmd == "set-fd":
+            print("OK", fcntl.ioctl(dev, LOOP_SET_FD, backing_fd()))
+        elif a.cmd == "change-fd":
+            print("OK", fcntl.ioctl(dev, LOOP_CHANGE_FD, backing_fd()))
+        elif a.cmd == "configure":
+            info = info64(a.offset, a.sizelimit, a.flags, a.name.encode(), a.encrypt_type,
+                          a.key_size)
+            buf = bytearray(CONFIG.pack(backing_fd(), a.bs, info))
+            print("OK", fcntl.ioctl(dev, LOOP_CONFIGURE, buf))
+        elif a.cmd == "clr-fd":
+            print("OK", fcntl.ioctl(dev, LOOP_CLR_FD, 0))
+        elif a.cmd == "get-status64":
+            if a.null:
+                print("OK", fcntl.ioctl(dev, LOOP_GET_STATUS64, 0))
+            else:
+                buf = bytearray(INFO64.size)
+                ret = fcntl.ioctl(dev, LOOP_GET_STATUS64, buf)
+                print("OK", ret)
+                print(json.dumps(decode_info64(bytes(buf))))
+        elif a.cmd == "get-status":
+            if a.null:
+                print("OK", fcntl.ioctl(dev, LOOP_GET_STATUS, 0))
+            else:
+                buf = bytearray(INFO.size)
+                ret = fcntl.ioctl(dev, LOOP_GET_STATUS, buf)
+                print("OK", ret)
+                print(json.dumps(decode_info(bytes(buf))))
+        elif a.cmd == "set-status64":
+            buf = bytearray(info64(a.offset, a.sizelimit, a.flags, a.name.encode(),
+                                   a.encrypt_type, a.key_size))
+            print("OK", fcntl.ioctl(dev, LOOP_SET_STATUS64, buf))
+        elif a.cmd == "set-status":
+            buf = bytearray(INFO.pack(0, 0, 0, 0, a.offset, a.encrypt_type, a.key_size,
+                                      a.flags, a.name.encode(), b"", 0, 0, b""))
+            print("OK", fcntl.ioctl(dev, LOOP_SET_STATUS, buf))
+        elif a.cmd == "set-dio":
+            print("OK", fcntl.ioctl(dev, LOOP_SET_DIRECT_IO, int(a.args[0], 0)))
+        elif a.cmd == "set-bs":
+            print("OK", fcntl.ioctl(dev, LOOP_SET_BLOCK_SIZE, int(a.args[0], 0)))
+        elif a.cmd == "set-capacity":
+            print("OK", fcntl.ioctl(dev, LOOP_SET_CAPACITY, 0))
+        elif a.cmd == "raw":
+            print("OK", fcntl.ioctl(dev, int(a.args[0], 0), int(a.args[1], 0)))
+        else:
+            print(f"unknown command {a.cmd}", file=sys.stderr)
+            return 2
+    except OSError as e:
+        print("ERR", errno.errorcode.get(e.errno, str(e.errno)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# A read-only binding rejects writes and leaves the file untouched; read-only is forced when the
+# backing file or the loop device was opened read-only.
+. "$(dirname "$0")/lib.sh"
+
+img=$LT_WORK/img
+lt_file "$img" 8M
+sum=$(lt_sum "$img")
+dev=$(lt_attach "$img" -r)
+lt_eq "$(lt_sysfs "$dev" ro)" 1 "ro with losetup -r"
+lt_eq "$(losetup -l -n -O RO "$dev" | tr -d ' ')" 1 "losetup RO column"
+if dd if=/dev/zero of="$dev" bs=4096 count=1 oflag=direct conv=notrunc status=none 2>/dev/null; then
+	lt_fail "a write to a read-only loop device succeeded"
+fi
+flags=$(lt_ioctl get-status64 "$dev" | tail -n 1 | jq .lo_flags)
+lt_eq "$((flags & 1))" 1 "LO_FLAGS_READ_ONLY in GET_STATUS64"
+losetup -d "$dev"
+udevadm settle
+lt_eq "$(lt_sum "$img")" "$sum" "backing file after refused writes"
+
+dev=$(losetup -f)
+lt_expect "OK 0" configure "$dev" "$img" --file-ro
+lt_eq "$(lt_sysfs "$dev" ro)" 1 "ro with a read-only backing fd"
+losetup -d "$dev"
+udevadm settle
+dev=$(losetup -f)
+lt_expect "OK 0" configure "$dev" "$img" --dev-ro
+lt_eq "$(lt_sysfs "$dev" ro)" 1 "ro with a read-only open of the loop device"
+losetup -d "$dev"
+exit 0
