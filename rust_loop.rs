@@ -334,11 +334,15 @@ impl StatusInfo {
 }
 
 fn read_user<T: kernel::transmute::FromBytes>(arg: usize) -> Result<T> {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).reader().read::<T>()
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .reader()
+        .read::<T>()
 }
 
 fn write_user<T: kernel::transmute::AsBytes>(arg: usize, value: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>()).writer().write(value)
+    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<T>())
+        .writer()
+        .write(value)
 }
 
 fn enosys() -> Error {
@@ -356,7 +360,8 @@ fn enoioctlcmd() -> Error {
 impl LoopDevice {
     /// Creates device `number`: tag set, gendisk and state, and adds the disk (`loop_add`).
     fn create(number: u32) -> Result<(Arc<LoopDevice>, Disk)> {
-        let depth = u32::try_from(*module_parameters::hw_queue_depth.value()).map_err(|_| EINVAL)?;
+        let depth =
+            u32::try_from(*module_parameters::hw_queue_depth.value()).map_err(|_| EINVAL)?;
         let new_disk = NewDisk::alloc(depth)?;
         let disk = new_disk.handle();
         let dev = Arc::pin_init(
@@ -522,8 +527,10 @@ impl LoopDevice {
             Err(e) if e == eopnotsupp() => {
                 // The limits were set hoping fallocate works; clear them now that it does not,
                 // so the block layer logs the error once.
-                self.disk
-                    .clear_discard_limits(mode & FALLOC_FL_PUNCH_HOLE != 0, mode & FALLOC_FL_ZERO_RANGE != 0);
+                self.disk.clear_discard_limits(
+                    mode & FALLOC_FL_PUNCH_HOLE != 0,
+                    mode & FALLOC_FL_ZERO_RANGE != 0,
+                );
                 Err(e)
             }
             Err(e) if e == EINVAL => Err(e),
@@ -729,12 +736,7 @@ impl LoopDevice {
     ///
     /// Walking the chain takes each device's mutex in turn; only callers holding
     /// `LOOP_VALIDATE` take a second device mutex, so this cannot deadlock.
-    fn validate_file(
-        &self,
-        own: &DevGuard<'_, Config>,
-        file: &BackingFile,
-        devt: u32,
-    ) -> Result {
+    fn validate_file(&self, own: &DevGuard<'_, Config>, file: &BackingFile, devt: u32) -> Result {
         let mut next = file.clone();
         while let Some((rdev, l)) = next.as_loop_device() {
             if rdev == devt {
@@ -867,9 +869,10 @@ impl LoopDevice {
             cfg.flags |= info.lo_flags & LOOP_SET_STATUS_SETTABLE_FLAGS;
             // Update the direct I/O flag if the offset changed.
             if io.dio {
-                io.dio = io.file.as_deref().is_some_and(|file| {
-                    can_use_dio(file, block_size, io.offset, cfg.min_dio_size)
-                });
+                io.dio = io
+                    .file
+                    .as_deref()
+                    .is_some_and(|file| can_use_dio(file, block_size, io.offset, cfg.min_dio_size));
             }
             partscan
         };
@@ -877,9 +880,11 @@ impl LoopDevice {
             disk.set_partscan(true);
         }
         if size_changed {
-            let size = g.io().file.as_deref().map_or(0, |file| {
-                calculate_size(file, g.io().offset, g.sizelimit)
-            });
+            let size = g
+                .io()
+                .file
+                .as_deref()
+                .map_or(0, |file| calculate_size(file, g.io().offset, g.sizelimit));
             disk.set_size(size);
         }
         let file_name = g.file_name;
@@ -924,7 +929,8 @@ impl LoopDevice {
             return Err(ENXIO);
         }
         let file = g.io().file.as_deref().ok_or(ENXIO)?;
-        self.disk.set_size(calculate_size(file, g.io().offset, g.sizelimit));
+        self.disk
+            .set_size(calculate_size(file, g.io().offset, g.sizelimit));
         Ok(0)
     }
 
@@ -939,7 +945,12 @@ impl LoopDevice {
         }
         if use_dio {
             let file = g.io().file.as_deref().ok_or(ENXIO)?;
-            if !can_use_dio(file, self.disk.logical_block_size(), g.io().offset, g.min_dio_size) {
+            if !can_use_dio(
+                file,
+                self.disk.logical_block_size(),
+                g.io().offset,
+                g.min_dio_size,
+            ) {
                 return Err(EINVAL);
             }
             // Flush dirty pages before starting to use direct I/O.
@@ -983,7 +994,10 @@ impl LoopDevice {
 
     fn reread_partitions(&self, file_name: &[u8; LO_NAME_SIZE]) {
         if let Err(e) = self.disk.reread_partitions() {
-            let len = file_name.iter().position(|&b| b == 0).unwrap_or(LO_NAME_SIZE);
+            let len = file_name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(LO_NAME_SIZE);
             let name = core::str::from_utf8(&file_name[..len]).unwrap_or("?");
             pr_warn!(
                 "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
@@ -1024,7 +1038,7 @@ fn info64_from_old(old: &LoopInfo) -> LoopInfo64 {
     info.lo_device = old.lo_device;
     info.lo_inode = old.lo_inode;
     info.lo_rdevice = old.lo_rdevice;
-    info.lo_offset = old.lo_offset as i64 as u64;
+    info.lo_offset = i64::from(old.lo_offset) as u64;
     info.lo_flags = old.lo_flags as u32;
     info.lo_file_name = old.lo_name;
     info
@@ -1041,7 +1055,7 @@ fn info64_to_old(info: &LoopInfo64) -> Result<LoopInfo> {
     old.lo_flags = info.lo_flags as i32;
     old.lo_name = info.lo_file_name;
     // Only the offset can be truncated on 64-bit (the device numbers are unsigned long).
-    if old.lo_offset as i64 as u64 != info.lo_offset {
+    if i64::from(old.lo_offset) as u64 != info.lo_offset {
         return Err(EOVERFLOW);
     }
     Ok(old)
@@ -1088,7 +1102,7 @@ mod compat {
             info.lo_device = u64::from(c.lo_device);
             info.lo_inode = u64::from(c.lo_inode);
             info.lo_rdevice = u64::from(c.lo_rdevice);
-            info.lo_offset = c.lo_offset as i64 as u64;
+            info.lo_offset = i64::from(c.lo_offset) as u64;
             info.lo_flags = c.lo_flags as u32;
             info.lo_file_name = c.lo_name;
             return dev.set_status(&info);
@@ -1116,7 +1130,7 @@ mod compat {
         if u64::from(c.lo_device) != info.lo_device
             || u64::from(c.lo_rdevice) != info.lo_rdevice
             || u64::from(c.lo_inode) != info.lo_inode
-            || c.lo_offset as i64 as u64 != info.lo_offset
+            || i64::from(c.lo_offset) as u64 != info.lo_offset
         {
             return Err(EOVERFLOW);
         }

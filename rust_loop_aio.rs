@@ -34,6 +34,7 @@ use kernel::{
     ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
     fs::{File, LocalFile},
     prelude::*,
+    str::as_char_ptr_in_const_context,
     sync::{
         aref::ARef,
         atomic::{Atomic, Full, Relaxed},
@@ -61,7 +62,10 @@ mod helpers {
             f: unsafe extern "C" fn(*mut bindings::kthread_work),
         );
         pub(super) fn rust_loop_rq_nr_bvec(rq: *mut bindings::request) -> c_uint;
-        pub(super) fn rust_loop_rq_copy_bvecs(rq: *mut bindings::request, out: *mut bindings::bio_vec);
+        pub(super) fn rust_loop_rq_copy_bvecs(
+            rq: *mut bindings::request,
+            out: *mut bindings::bio_vec,
+        );
         pub(super) fn rust_loop_rq_first_bvec(
             rq: *mut bindings::request,
             bvec_done: *mut c_uint,
@@ -76,14 +80,19 @@ mod helpers {
             q: *mut bindings::request_queue,
             lim: *mut bindings::queue_limits,
         );
-        pub(super) fn rust_loop_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
+        pub(super) fn rust_loop_bdev_logical_block_size(
+            bdev: *mut bindings::block_device,
+        ) -> c_uint;
         pub(super) fn rust_loop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
-        pub(super) fn rust_loop_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device)
-            -> c_uint;
-        pub(super) fn rust_loop_bdev_discard_granularity(bdev: *mut bindings::block_device)
-            -> c_uint;
+        pub(super) fn rust_loop_bdev_write_zeroes_sectors(
+            bdev: *mut bindings::block_device,
+        ) -> c_uint;
+        pub(super) fn rust_loop_bdev_discard_granularity(
+            bdev: *mut bindings::block_device,
+        ) -> c_uint;
         pub(super) fn rust_loop_i_size_read(inode: *const bindings::inode) -> i64;
-        pub(super) fn rust_loop_statfs_bsize(path: *const bindings::path, bsize: *mut u32) -> c_int;
+        pub(super) fn rust_loop_statfs_bsize(path: *const bindings::path, bsize: *mut u32)
+            -> c_int;
         pub(super) fn rust_loop_huge_encode_dev(dev: bindings::dev_t) -> u64;
         pub(super) fn rust_loop_io_flags_save() -> c_uint;
         pub(super) fn rust_loop_io_flags_restore(flags: c_uint);
@@ -537,7 +546,12 @@ impl BackingFile {
         let mut stat = pin_init::zeroed::<bindings::kstat>();
         // SAFETY: `f_path` of an open file is valid; `stat` is a writable `kstat`.
         let ret = unsafe {
-            bindings::vfs_getattr_nosec(&(*self.raw()).__bindgen_anon_1.f_path, &mut stat, bindings::STATX_SIZE, 0)
+            bindings::vfs_getattr_nosec(
+                &(*self.raw()).__bindgen_anon_1.f_path,
+                &mut stat,
+                bindings::STATX_SIZE,
+                0,
+            )
         };
         if ret != 0 {
             return 0;
@@ -552,7 +566,12 @@ impl BackingFile {
         let mut stat = pin_init::zeroed::<bindings::kstat>();
         // SAFETY: As in `size`.
         let ret = unsafe {
-            bindings::vfs_getattr(&(*self.raw()).__bindgen_anon_1.f_path, &mut stat, bindings::STATX_DIOALIGN, 0)
+            bindings::vfs_getattr(
+                &(*self.raw()).__bindgen_anon_1.f_path,
+                &mut stat,
+                bindings::STATX_DIOALIGN,
+                0,
+            )
         };
         if ret == 0 && stat.result_mask & bindings::STATX_DIOALIGN != 0 {
             return stat.dio_offset_align;
@@ -616,14 +635,16 @@ impl BackingFile {
         let cap = c_int::try_from(buf.len().saturating_sub(1)).map_err(|_| EINVAL)?;
         // SAFETY: `buf` is writable for `cap` bytes; `file_path` writes the path at the end of it
         // and returns a pointer into it, or an error pointer.
-        let p = from_err_ptr(unsafe { bindings::file_path(self.raw(), buf.as_mut_ptr().cast(), cap) })?;
+        let p = unsafe { bindings::file_path(self.raw(), buf.as_mut_ptr().cast(), cap) };
+        let p = from_err_ptr(p)?;
         // The path is a NUL-terminated string inside `buf`, starting at `p`.
         let start = (p as usize).wrapping_sub(buf.as_ptr() as usize);
-        let end = buf[start..].iter().position(|&b| b == 0).map_or(buf.len(), |n| start + n);
-        let len = end - start;
-        buf.copy_within(start..end, 0);
-        let nl = buf.get_mut(len).ok_or(EINVAL)?;
-        *nl = b'\n';
+        let len = buf
+            .get(start..)
+            .and_then(|path| path.iter().position(|&b| b == 0))
+            .ok_or(EINVAL)?;
+        buf.copy_within(start..start + len, 0);
+        *buf.get_mut(len).ok_or(EINVAL)? = b'\n';
         Ok(len + 1)
     }
 
@@ -665,7 +686,10 @@ impl BackingFile {
         }
         let mut bsize = 0u32;
         // SAFETY: `f_path` is valid; `bsize` is writable.
-        if unsafe { helpers::rust_loop_statfs_bsize(&(*self.raw()).__bindgen_anon_1.f_path, &mut bsize) } != 0 {
+        if unsafe {
+            helpers::rust_loop_statfs_bsize(&(*self.raw()).__bindgen_anon_1.f_path, &mut bsize)
+        } != 0
+        {
             return (0, 0);
         }
         (bsize, u32::MAX >> 9)
@@ -991,7 +1015,9 @@ impl NewDisk {
     /// Allocates the tag set and gendisk of a loop device with `depth` tags.
     pub(crate) fn alloc(depth: u32) -> Result<Self> {
         let tagset = Arc::pin_init(TagSet::new(1, depth, 1), GFP_KERNEL)?;
-        let set = ptr::from_ref(&*tagset).cast_mut().cast::<bindings::blk_mq_tag_set>();
+        let set = ptr::from_ref(&*tagset)
+            .cast_mut()
+            .cast::<bindings::blk_mq_tag_set>();
         // Like loop.c: a stacking driver (hctx stays active across CPU hotplug since it depends
         // on another device) and no I/O scheduler by default. 7.2's `TagSet::new` hard-codes
         // flags 0, and neither flag matters before a queue is created on the set.
@@ -1029,12 +1055,7 @@ impl NewDisk {
 
     /// Adds the disk as `loop<number>` on major 7, owned from now on by `dev` through
     /// `private_data` and `queuedata` (released in `lo_free_disk`).
-    pub(crate) fn add(
-        self,
-        dev: Arc<LoopDevice>,
-        number: u32,
-        part_shift: u32,
-    ) -> Result<Disk> {
+    pub(crate) fn add(self, dev: Arc<LoopDevice>, number: u32, part_shift: u32) -> Result<Disk> {
         let disk = self.disk.as_ptr();
         let data = dev.into_foreign();
         let first_minor = c_int::try_from(u64::from(number) << part_shift).map_err(|_| EINVAL)?;
@@ -1096,7 +1117,10 @@ fn write_disk_name(name: &mut [c_char; 32], number: u32) {
     }
     let digits = digits[..len].iter().rev().copied();
     let text = Iterator::chain(b"loop".iter().copied(), digits);
-    for (dst, b) in name.iter_mut().zip(Iterator::chain(text, core::iter::once(0))) {
+    for (dst, b) in name
+        .iter_mut()
+        .zip(Iterator::chain(text, core::iter::once(0)))
+    {
         *dst = b as c_char;
     }
 }
@@ -1204,7 +1228,7 @@ static LO_FOPS: CTable<bindings::block_device_operations> =
         devnode: None,
         get_unique_id: None,
         // The module stays loaded while any loop device is open.
-        owner: &raw const bindings::__this_module as *mut bindings::module,
+        owner: (&raw const bindings::__this_module).cast_mut(),
         pr_ops: ptr::null(),
     });
 
@@ -1256,7 +1280,7 @@ unsafe extern "C" fn lo_ioctl(
     };
     // INVARIANT: `bdev` is open for the duration of this ioctl.
     let bdev = BlockDevice { bdev };
-    match LoopDevice::ioctl(dev, &bdev, OpenMode(mode), cmd, arg as usize) {
+    match LoopDevice::ioctl(dev, &bdev, OpenMode(mode), cmd, arg) {
         Ok(v) => v,
         Err(e) => e.to_errno(),
     }
@@ -1278,7 +1302,7 @@ unsafe extern "C" fn lo_compat_ioctl(
     };
     // INVARIANT: `bdev` is open for the duration of this ioctl.
     let bdev = BlockDevice { bdev };
-    match LoopDevice::compat_ioctl(dev, &bdev, OpenMode(mode), cmd, arg as usize) {
+    match LoopDevice::compat_ioctl(dev, &bdev, OpenMode(mode), cmd, arg) {
         Ok(v) => v,
         Err(e) => e.to_errno(),
     }
@@ -1351,7 +1375,7 @@ macro_rules! loop_attr {
 
         static $name: CTable<bindings::device_attribute> = CTable(bindings::device_attribute {
             attr: bindings::attribute {
-                name: $cname.as_ptr().cast(),
+                name: as_char_ptr_in_const_context($cname),
                 mode: 0o444,
             },
             __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 { show: Some($show) },
@@ -1360,11 +1384,31 @@ macro_rules! loop_attr {
     };
 }
 
-loop_attr!(ATTR_BACKING_FILE, show_backing_file, LoopAttr::BackingFile, c"backing_file");
+loop_attr!(
+    ATTR_BACKING_FILE,
+    show_backing_file,
+    LoopAttr::BackingFile,
+    c"backing_file"
+);
 loop_attr!(ATTR_OFFSET, show_offset, LoopAttr::Offset, c"offset");
-loop_attr!(ATTR_SIZELIMIT, show_sizelimit, LoopAttr::Sizelimit, c"sizelimit");
-loop_attr!(ATTR_AUTOCLEAR, show_autoclear, LoopAttr::Autoclear, c"autoclear");
-loop_attr!(ATTR_PARTSCAN, show_partscan, LoopAttr::Partscan, c"partscan");
+loop_attr!(
+    ATTR_SIZELIMIT,
+    show_sizelimit,
+    LoopAttr::Sizelimit,
+    c"sizelimit"
+);
+loop_attr!(
+    ATTR_AUTOCLEAR,
+    show_autoclear,
+    LoopAttr::Autoclear,
+    c"autoclear"
+);
+loop_attr!(
+    ATTR_PARTSCAN,
+    show_partscan,
+    LoopAttr::Partscan,
+    c"partscan"
+);
 loop_attr!(ATTR_DIO, show_dio, LoopAttr::Dio, c"dio");
 
 static LOOP_ATTRS: CTable<[*const bindings::attribute; 7]> = CTable([
@@ -1378,7 +1422,7 @@ static LOOP_ATTRS: CTable<[*const bindings::attribute; 7]> = CTable([
 ]);
 
 static LOOP_ATTR_GROUP: CTable<bindings::attribute_group> = CTable(bindings::attribute_group {
-    name: c"loop".as_ptr().cast(),
+    name: as_char_ptr_in_const_context(c"loop"),
     __bindgen_anon_1: bindings::attribute_group__bindgen_ty_1 { is_visible: None },
     is_bin_visible: None,
     bin_size: None,
@@ -1416,7 +1460,7 @@ static LOOP_CTL_FOPS: CTable<bindings::file_operations> = CTable({
     // SAFETY: All-zero is a valid `file_operations` (every method absent); the fields loop.c
     // sets are filled in below.
     let mut f: bindings::file_operations = unsafe { core::mem::zeroed() };
-    f.owner = &raw const bindings::__this_module as *mut bindings::module;
+    f.owner = (&raw const bindings::__this_module).cast_mut();
     f.open = Some(bindings::nonseekable_open);
     f.unlocked_ioctl = Some(loop_control_ioctl);
     f.compat_ioctl = Some(loop_control_ioctl);
@@ -1432,7 +1476,7 @@ unsafe extern "C" fn loop_control_ioctl(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
-    match crate::loop_control_ioctl(cmd, arg as usize) {
+    match crate::loop_control_ioctl(cmd, arg) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }
@@ -1467,7 +1511,7 @@ impl ControlDevice {
                 unsafe {
                     slot.write(core::mem::zeroed());
                     (*slot).minor = bindings::LOOP_CTRL_MINOR as c_int;
-                    (*slot).name = c"loop-control".as_ptr().cast();
+                    (*slot).name = c"loop-control".as_char_ptr();
                     (*slot).fops = &LOOP_CTL_FOPS.0;
                     to_result(bindings::misc_register(slot))
                 }
@@ -1493,7 +1537,11 @@ impl MajorRegistration {
     pub(crate) fn register() -> Result<Self> {
         // SAFETY: The name is a static string and the probe a function of this module.
         let ret = unsafe {
-            bindings::__register_blkdev(bindings::LOOP_MAJOR, c"loop".as_ptr().cast(), Some(loop_probe))
+            bindings::__register_blkdev(
+                bindings::LOOP_MAJOR,
+                c"loop".as_char_ptr(),
+                Some(loop_probe),
+            )
         };
         if ret != 0 {
             return Err(Error::from_errno(ret));
@@ -1505,7 +1553,7 @@ impl MajorRegistration {
 impl Drop for MajorRegistration {
     fn drop(&mut self) {
         // SAFETY: Registered in `register`.
-        unsafe { bindings::unregister_blkdev(bindings::LOOP_MAJOR, c"loop".as_ptr().cast()) };
+        unsafe { bindings::unregister_blkdev(bindings::LOOP_MAJOR, c"loop".as_char_ptr()) };
     }
 }
 
@@ -1666,7 +1714,7 @@ impl KWorker {
             bindings::kthread_create_worker_on_node(
                 0,
                 bindings::NUMA_NO_NODE,
-                c"rust_loop%u".as_ptr().cast(),
+                c"rust_loop%u".as_char_ptr(),
                 number,
             )
         })?;
@@ -1810,7 +1858,9 @@ impl Engine {
 unsafe extern "C" fn cmd_work_fn(work: *mut bindings::kthread_work) {
     // SAFETY: `work` is the `work` field of a `Cmd` (type invariant: only `Cmd::new` uses this
     // function). `Opaque<T>` is `repr(transparent)`.
-    let cmd = unsafe { &*kernel::container_of!(work.cast::<Opaque<bindings::kthread_work>>(), Cmd, work) };
+    let cmd = unsafe {
+        &*kernel::container_of!(work.cast::<Opaque<bindings::kthread_work>>(), Cmd, work)
+    };
     // SAFETY: The request was stored by `Engine::queue` before queueing; we own it now.
     let slot = unsafe { cmd.slot() };
     let Some(rq) = slot.rq.take() else {
@@ -1908,7 +1958,11 @@ fn build_iter(
     bytes: u32,
 ) -> Result {
     let p = rq_ptr(rq);
-    let dir = if write { bindings::ITER_SOURCE } else { bindings::ITER_DEST };
+    let dir = if write {
+        bindings::ITER_SOURCE
+    } else {
+        bindings::ITER_DEST
+    };
     // SAFETY: The driver owns the request; its bios are stable until it ends.
     let (nr_bvec, single) = unsafe { (helpers::rust_loop_rq_nr_bvec(p), (*p).bio == (*p).biotail) };
     let nr = usize::try_from(nr_bvec)?;
@@ -1945,7 +1999,11 @@ fn call_rw(iocb: *mut bindings::kiocb, iter: &mut bindings::iov_iter, write: boo
     // device is read-only then).
     unsafe {
         let fops = &*(*(*iocb).ki_filp).f_op;
-        let f = if write { fops.write_iter } else { fops.read_iter };
+        let f = if write {
+            fops.write_iter
+        } else {
+            fops.read_iter
+        };
         match f {
             Some(f) => f(iocb, iter),
             None => -(bindings::EINVAL as isize),
@@ -2013,7 +2071,7 @@ fn submit_aio(cmd: &Cmd, rq: ARef<Request<LoopQueue>>, iter: &mut bindings::iov_
     if ret != -(bindings::EIOCBQUEUED as isize) {
         // SAFETY: The file system did not queue the kiocb, so its callback will not run; we
         // complete it in its place, exactly once.
-        unsafe { aio_complete(iocb, ret as c_long) };
+        unsafe { aio_complete(iocb, ret) };
     }
 }
 
@@ -2025,7 +2083,7 @@ unsafe extern "C" fn aio_complete(iocb: *mut bindings::kiocb, ret: c_long) {
     let cmd = unsafe { &*kernel::container_of!(iocb.cast::<Opaque<bindings::kiocb>>(), Cmd, iocb) };
     // SAFETY: The callback owns the completion reference; the submitter does not read `ret`
     // before the last reference is dropped (the full barrier in `aio_put` orders this write).
-    unsafe { cmd.slot().ret = ret as isize };
+    unsafe { cmd.slot().ret = ret };
     aio_put(cmd);
 }
 
