@@ -1348,7 +1348,7 @@ impl kernel::InPlaceModule for LoopModule {
                 for i in 0..params.unwrap_or(0) {
                     let _ = loop_add(i);
                 }
-                pr_info!("loop: module loaded\n");
+                pr_info!("module loaded\n");
                 Devices
             },
         })
