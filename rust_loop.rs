@@ -226,32 +226,44 @@ impl Operations for LoopQueue {
 impl LoopQueue {
     /// Completes a read or write (`lo_complete_rq`).
     ///
-    /// A short read that hit the end of the backing file completes what it read, zero-fills
-    /// the rest and fails it with `EIO`, as loop.c. A partial async transfer completes the part
-    /// done and requeues the rest, which then finishes or reports the real error: unlike loop.c,
-    /// a short write is never acknowledged as a whole.
+    /// Errors: `EOPNOTSUPP` and `ENOSPC` keep their meaning for the writer (`NOTSUPP`,
+    /// `NOSPC`); everything else is an I/O error.
+    ///
+    /// Short transfers: the part done completes, and a remainder that starts on a sector
+    /// boundary is requeued, so it either finishes or reports the real error (loop.c 7.2's
+    /// choice, not the seed's zero-fill). A read that reached the end of the backing file (or a
+    /// remainder that cannot be retried at its position) has the rest zero-filled and fails with
+    /// `EIO`, as loop.c does for a read of 0 bytes. Unlike loop.c, a short write is never
+    /// acknowledged as a whole.
     pub(crate) fn complete_rw(rq: ARef<Request<LoopQueue>>, res: RwResult) {
         match res {
             RwResult::Done => end_request(rq, BlkStatus::OK),
-            RwResult::Error(e) => end_request(rq, BlkStatus::from_error(e)),
-            RwResult::Partial { done } if done > 0 => {
+            RwResult::Error(e) => end_request(rq, rw_error_status(e)),
+            // `blk_update_request` advances the position in whole sectors only: a remainder
+            // starting mid-sector would be retried at the wrong place.
+            RwResult::Partial { done } if done > 0 && done % SECTOR_SIZE == 0 => {
                 update_request(&rq, done);
                 requeue_request(rq);
             }
-            RwResult::Partial { .. } => {
+            RwResult::Partial { done } | RwResult::ShortRead { done } => {
+                if done > 0 {
+                    update_request(&rq, done);
+                }
                 if rq_info(&rq).op == ReqOp::Read {
                     zero_fill_request(&rq);
                 }
                 end_request(rq, BlkStatus::IOERR);
             }
-            RwResult::ShortRead { done } => {
-                if done > 0 {
-                    update_request(&rq, done);
-                }
-                zero_fill_request(&rq);
-                end_request(rq, BlkStatus::IOERR);
-            }
         }
+    }
+}
+
+/// The status a read or write error from the backing file ends its request with.
+fn rw_error_status(e: Error) -> BlkStatus {
+    if e == eopnotsupp() || e == ENOSPC {
+        BlkStatus::from_error(e)
+    } else {
+        BlkStatus::IOERR
     }
 }
 

@@ -106,6 +106,25 @@ lt_attach() {
 	losetup -f --show "$@" "$file"
 }
 
+# lt_fio_verify DEV BS ENGINE JOBS IODEPTH SIZE_PER_JOB [FIO OPTIONS...]: write and verify with
+# crc32c, O_DIRECT on DEV, random mixed read/write, one disjoint region per job. Fails the test
+# on any verify or I/O error.
+lt_fio_verify() {
+	local dev=$1 bs=$2 engine=$3 jobs=$4 qd=$5 size=$6 out
+	shift 6
+	if ! out=$(fio --name=verify --filename="$dev" --direct=1 --rw=randrw --bs="$bs" \
+		--ioengine="$engine" --iodepth="$qd" --numjobs="$jobs" --size="$size" \
+		--offset_increment="$size" --verify=crc32c --do_verify=1 --verify_fatal=1 \
+		--randrepeat=0 --group_reporting --minimal "$@" 2>&1); then
+		echo "$out" | tail -n 20 | sed 's/^/# fio: /'
+		lt_fail "fio verify failed on $dev (bs=$bs $engine jobs=$jobs qd=$qd)"
+	fi
+	# Terse output, field 5: total errors of the group.
+	local errs
+	errs=$(echo "$out" | awk -F';' '/^3;/ { print $5 }' | tail -n 1)
+	[ "${errs:-0}" = 0 ] || lt_fail "fio reported $errs errors on $dev"
+}
+
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
 # lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).
