@@ -103,6 +103,26 @@ def main():
         return open_file(a.args[0], a.file_ro, a.file_direct)
 
     try:
+        if a.cmd == "ctl-storm":
+            # COUNT random ADD/REMOVE/GET_FREE on indices LOW..HIGH: prints the outcome counts.
+            import random
+            count, seed, low, high = (int(x, 0) for x in [a.dev] + a.args[:3])
+            rnd = random.Random(seed)
+            fd = os.open("/dev/loop-control", os.O_RDWR)
+            seen = {}
+            for _ in range(count):
+                cmd = rnd.choice([LOOP_CTL_ADD, LOOP_CTL_REMOVE, LOOP_CTL_GET_FREE])
+                try:
+                    fcntl.ioctl(fd, cmd, rnd.randint(low, high))
+                    key = "OK"
+                except OSError as e:
+                    key = errno.errorcode.get(e.errno, str(e.errno))
+                name = {LOOP_CTL_ADD: "add", LOOP_CTL_REMOVE: "remove",
+                        LOOP_CTL_GET_FREE: "get_free"}[cmd]
+                seen[f"{name}:{key}"] = seen.get(f"{name}:{key}", 0) + 1
+            print("OK", count)
+            print(json.dumps(seen, sort_keys=True))
+            return 0
         if a.cmd in ("ctl-add", "ctl-remove", "ctl-get-free", "ctl-raw"):
             fd = os.open("/dev/loop-control", os.O_RDWR)
             if a.cmd == "ctl-raw":
@@ -126,6 +146,11 @@ def main():
             print("OK", fcntl.ioctl(dev, LOOP_CONFIGURE, buf))
         elif a.cmd == "clr-fd":
             print("OK", fcntl.ioctl(dev, LOOP_CLR_FD, 0))
+        elif a.cmd == "clr-fd-reopen":
+            # LOOP_CLR_FD as the only opener, then open again before closing: the device is
+            # in rundown, so the second open must fail.
+            fcntl.ioctl(dev, LOOP_CLR_FD, 0)
+            print("OK", os.open(a.dev, os.O_RDONLY) >= 0)
         elif a.cmd == "get-status64":
             if a.null:
                 print("OK", fcntl.ioctl(dev, LOOP_GET_STATUS64, 0))

@@ -30,6 +30,9 @@ mkdir -p "$scratch"
 if [ -b /dev/vda ]; then
 	mkfs.ext4 -q -F /dev/vda && mount /dev/vda "$scratch" || exit 1
 fi
+# For tests that compare rust_loop's results with loop.ko's of the same boot.
+export LT_SHARED=$scratch/shared
+mkdir -p "$LT_SHARED"
 # Start clean: neither driver loaded.
 rmmod loop 2>/dev/null
 rmmod rust_loop_mod 2>/dev/null

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Queue shape and limits as loop.c: one hardware queue of hw_queue_depth (128) tags, no I/O
+# scheduler, max_hw_sectors 2560, logical = physical = minimum I/O size = block size, a write
+# cache when the file is writable (so flushes reach vfs_fsync), rotational as the backing disk.
+. "$(dirname "$0")/lib.sh"
+
+img=$LT_WORK/img
+lt_sparse "$img" 16M
+dev=$(lt_attach "$img")
+q=/sys/block/${dev#/dev/}/queue
+lt_eq "$(ls "/sys/block/${dev#/dev/}/mq")" 0 "hardware queues"
+lt_eq "$(cat "$q/nr_requests")" 128 "nr_requests"
+lt_eq "$(cut -d' ' -f1 "$q/scheduler")" "[none]" "scheduler"
+lt_eq "$(cat "$q/max_hw_sectors_kb")" 1280 "max_hw_sectors_kb"
+lt_eq "$(cat "$q/minimum_io_size")" 512 "minimum_io_size"
+lt_eq "$(cat "$q/write_cache")" "write back" "write_cache"
+disk=$(lsblk -no PKNAME "$(df --output=source "$LT_WORK" | tail -n 1)" 2>/dev/null | head -n 1)
+[ -n "$disk" ] || disk=$(basename "$(df --output=source "$LT_WORK" | tail -n 1)")
+lt_eq "$(cat "$q/rotational")" "$(cat "/sys/block/$disk/queue/rotational")" "rotational as $disk"
+lt_expect "OK 0" set-bs "$dev" 4096
+lt_eq "$(cat "$q/minimum_io_size")" 4096 "minimum_io_size after LOOP_SET_BLOCK_SIZE"
+lt_eq "$(cat "$q/physical_block_size")" 4096 "physical_block_size after LOOP_SET_BLOCK_SIZE"
+losetup -d "$dev"
+udevadm settle
+dev=$(lt_attach "$img" -r)
+lt_eq "$(cat "/sys/block/${dev#/dev/}/queue/write_cache")" "write through" "write_cache read-only"
+losetup -d "$dev"
+udevadm settle
+lt_eq "$(cat "$q/logical_block_size")" 512 "block size reset at detach"
+exit 0

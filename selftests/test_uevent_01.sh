@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# uevents: a change event for the disk on bind and on unbind, partition add and remove events
+# with LOOP_CONFIGURE + LO_FLAGS_PARTSCAN, and the media-change event at detach.
+. "$(dirname "$0")/lib.sh"
+lt_need sfdisk udevadm
+
+img=$LT_WORK/img
+lt_sparse "$img" 32M
+printf 'label: dos\nstart=2048, size=8192\n' | sfdisk -q "$img"
+dev=$(losetup -f)
+n=${dev#/dev/}
+log=$LT_WORK/events
+udevadm monitor --kernel --property --subsystem-match=block >"$log" &
+mon=$!
+# Wait (bounded) until the monitor is listening.
+for _ in $(seq 1 100); do
+	grep -q "^KERNEL - " "$log" 2>/dev/null && break
+	sleep 0.1
+done
+lt_expect "OK 0" configure "$dev" "$img" --flags 8
+udevadm settle
+losetup -d "$dev"
+udevadm settle
+# The last event (remove of p1) marks the end; wait for it to be written out.
+for _ in $(seq 1 100); do
+	grep -q "^DEVNAME=/dev/${n}p1" "$log" && [ "$(grep -c "^ACTION=remove" "$log")" -ge 1 ] && break
+	sleep 0.1
+done
+kill "$mon"
+wait "$mon" 2>/dev/null || true
+events=$(awk -v RS= -v n="$n" '{
+	a = ""; d = ""; m = ""
+	for (i = 1; i <= split($0, l, "\n"); i++) {
+		if (l[i] ~ /^ACTION=/) a = substr(l[i], 8)
+		if (l[i] ~ /^DEVNAME=/) d = substr(l[i], 14)
+		if (l[i] ~ /^DISK_MEDIA_CHANGE=1/) m = "+media"
+	}
+	if (d ~ "^" n) print a " " d m
+}' "$log")
+lt_log "events: $(tr '\n' ',' <<<"$events")"
+[ -n "$events" ] || sed 's/^/# monitor: /' "$log" | head -n 40
+grep -qx "change $n" <<<"$events" || lt_fail "no change event for $n"
+grep -qx "add ${n}p1" <<<"$events" || lt_fail "no add event for ${n}p1"
+grep -qx "remove ${n}p1" <<<"$events" || lt_fail "no remove event for ${n}p1"
+grep -qx "change $n+media" <<<"$events" || lt_fail "no media change event for $n"
+[ "$(grep -cx "add ${n}p1" <<<"$events")" = 1 ] || lt_fail "more than one add for ${n}p1"
+exit 0
