@@ -5,6 +5,9 @@
 #   make              build rust_loop_mod.ko (bootstraps the toolchain root and guest kernel)
 #   make check        the test suite: C loop.ko and rust_loop side by side in one guest boot
 #   make demo         boot a guest, attach an image with losetup, mkfs + mount + I/O
+#   make bench        loop.ko vs rust_loop vs the raw disk, one guest boot (BENCH_QUICK=1: smoke)
+#   make check-debug  the test suite on the debug kernel (KASAN, lockdep, ...)
+#   make stress       the long stress (5 min) and fuzz (100000 calls) runs, both drivers
 #   make clippy       build with CLIPPY=1 (SAFETY-comment and cast lints)
 #   make rustfmt      format the Rust sources; rustfmt-check only checks
 #   make shellcheck   lint every script
@@ -16,7 +19,7 @@
 SHELL := /bin/bash
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all modules clippy rustfmt rustfmt-check rust-analyzer check demo shellcheck \
+.PHONY: all modules clippy rustfmt rustfmt-check rust-analyzer check check-debug stress demo bench shellcheck \
 	kernel rootfs clean help
 
 all modules:
@@ -37,8 +40,18 @@ rustfmt-check:
 check:
 	$(TOP)/scripts/check
 
+check-debug:
+	RUST_LOOP_DEBUG=1 $(TOP)/scripts/check
+
+stress:
+	SELFTESTS="test_stress_01.sh test_fuzz_01.sh" STRESS_SECONDS=$${STRESS_SECONDS:-300} \
+		FUZZ_CALLS=$${FUZZ_CALLS:-100000} LT_TIMEOUT=$${LT_TIMEOUT:-1800} $(TOP)/scripts/check
+
 demo:
 	$(TOP)/scripts/demo
+
+bench:
+	$(TOP)/scripts/bench
 
 shellcheck:
 	$(TOP)/scripts/enter $(TOP)/scripts/shellcheck-all
@@ -55,4 +68,4 @@ clean:
 		$(TOP)/.tmp_versions
 
 help:
-	@sed -n '3,17p' $(TOP)/Makefile
+	@sed -n '3,20p' $(TOP)/Makefile

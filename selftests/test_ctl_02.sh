@@ -38,5 +38,5 @@ for b in /sys/block/loop*; do
 	[ "$i" -ge 8 ] && lt_expect "OK 0" ctl-remove "$i"
 done
 udevadm settle
-lt_eq "$(ls -d /sys/block/loop* | wc -l)" 8 "devices left"
+lt_eq "$(find /sys/block -maxdepth 1 -name "loop*" | wc -l)" 8 "devices left"
 exit 0

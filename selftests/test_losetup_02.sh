@@ -26,7 +26,6 @@ losetup -D
 shared=${LT_SHARED:-$LT_WORK}
 if [ "$LT_DRIVER" = c ]; then
 	cp "$out" "$shared/losetup_02.c"
-	sed 's/^/# /' "$out"
 	exit 0
 fi
 [ -f "$shared/losetup_02.c" ] || lt_skip "no loop.ko output to compare with"

@@ -20,7 +20,7 @@ dd if="$LT_WORK/p1" of="$img" bs=512 seek=2048 conv=notrunc status=none
 dev=$(lt_attach "$img" -P)
 udevadm settle
 n=${dev#/dev/}
-[ -b "${dev}p1" ] && [ -b "${dev}p2" ] || lt_fail "partitions of $dev missing after losetup -P"
+{ [ -b "${dev}p1" ] && [ -b "${dev}p2" ]; } || lt_fail "partitions of $dev missing after losetup -P"
 lt_eq "$(lt_sysfs "$dev" loop/partscan)" 1 "loop/partscan"
 lt_eq "$(cat "/sys/block/$n/${n}p1/size")" 32768 "size of p1"
 lt_eq "$(cat "/sys/block/$n/${n}p2/size")" 24576 "size of p2"

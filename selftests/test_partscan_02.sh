@@ -14,7 +14,7 @@ lt_eq "$(stat -c '%t:%T' /dev/loop1)" "7:10" "major:minor (hex) of loop1 with ma
 dev=$(lt_attach "$img")
 udevadm settle
 n=${dev#/dev/}
-[ -b "${dev}p1" ] && [ -b "${dev}p2" ] || lt_fail "no partitions with max_part"
+{ [ -b "${dev}p1" ] && [ -b "${dev}p2" ]; } || lt_fail "no partitions with max_part"
 lt_eq "$(lt_sysfs "$dev" loop/partscan)" 1 "loop/partscan with max_part"
 losetup -d "$dev"
 udevadm settle

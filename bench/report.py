@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn a bench/run-guest.sh result file into the seed's three tables and a chart.
+
+Usage: report.py RESULTS.jsonl OUT.json OUT.md OUT.svg
+
+OUT.json holds the raw runs, the environment and the medians; OUT.md the tables (medians over
+the repetitions, with the min-max spread, and the rust/C, rust/raw and dio/buffered ratios);
+OUT.svg grouped bars of IOPS per workload, relative to the raw backing storage.
+"""
+
+import json
+import statistics
+import sys
+
+SUBJECTS = ["raw", "c-buf", "c-dio", "rust-buf", "rust-dio"]
+NAMES = {
+    "raw": "raw backing file (O_DIRECT)",
+    "c-buf": "loop.ko, DIO off",
+    "c-dio": "loop.ko, DIO on",
+    "rust-buf": "rust_loop, DIO off",
+    "rust-dio": "rust_loop, DIO on",
+}
+A = ["randread", "read", "randwrite", "write"]
+B = ["libaio-randread", "libaio-randwrite", "io_uring-randread", "io_uring-randwrite"]
+
+
+def load(path):
+    env, runs, memory = {}, [], {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["kind"] == "env":
+                env = r
+            elif r["kind"] == "run":
+                runs.append(r)
+            elif r["kind"] == "memory":
+                memory[r["subject"]] = r
+    return env, runs, memory
+
+
+def summarize(runs):
+    """(subject, workload, label) -> {metric: (median, min, max)}."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["subject"], r["workload"], r["label"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        m = {}
+        for metric in ["iops", "bw_kib", "lat_p50_us", "lat_p99_us", "ctxt_per_io", "cpu_busy_pct"]:
+            vals = [r[metric] for r in rs if r.get(metric) is not None]
+            if vals:
+                m[metric] = (statistics.median(vals), min(vals), max(vals))
+        out[key] = m
+    return out
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "–"
+    if digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def cell(s, key, metric, digits=0):
+    v = s.get(key, {}).get(metric)
+    if not v:
+        return "–"
+    med, lo, hi = v
+    if lo == hi:
+        return fmt(med, digits)
+    return f"{fmt(med, digits)} <sub>({fmt(lo, digits)}–{fmt(hi, digits)})</sub>"
+
+
+def ratio(s, k1, k2, metric="iops"):
+    a = s.get(k1, {}).get(metric)
+    b = s.get(k2, {}).get(metric)
+    if not a or not b or b[0] == 0:
+        return "–"
+    return f"{a[0] / b[0]:.2f}"
+
+
+def table(s, workload, labels, metric, digits, title):
+    lines = [f"**{title}**", "", "| subject | " + " | ".join(labels) + " |",
+             "|---|" + "---|" * len(labels)]
+    for subj in SUBJECTS:
+        lines.append(f"| {NAMES[subj]} | " + " | ".join(
+            cell(s, (subj, workload, lb), metric, digits) for lb in labels) + " |")
+    for name, k1, k2 in [("rust/C, DIO on", "rust-dio", "c-dio"),
+                         ("rust/C, DIO off", "rust-buf", "c-buf"),
+                         ("rust DIO on / raw", "rust-dio", "raw"),
+                         ("rust DIO on/off", "rust-dio", "rust-buf"),
+                         ("loop.ko DIO on/off", "c-dio", "c-buf")]:
+        lines.append(f"| *{name}* | " + " | ".join(
+            ratio(s, (k1, workload, lb), (k2, workload, lb), metric) for lb in labels) + " |")
+    return lines
+
+
+def markdown(env, s, memory):
+    md = [f"Kernel {env.get('kernel')}, {env.get('vcpus')} vCPUs ({env.get('cpu')}), "
+          f"{env.get('accel')}, {env.get('fio')}, logical block size {env.get('block_size')}, "
+          f"{env.get('reps')} interleaved repetitions of {env.get('runtime_s')} s runs, "
+          f"{env.get('date')}{' (BENCH_QUICK)' if env.get('quick') else ''}. Medians, "
+          "min–max in small print."]
+    if env.get("accel") == "TCG":
+        md.append("")
+        md.append("Under TCG (software emulation) absolute numbers mean nothing; compare ratios.")
+    md.append("")
+    md += table(s, "a", A, "iops", 0,
+                "1. Throughput (IOPS), the seed's job: fio 4 jobs psync on ext4 over the device")
+    md.append("")
+    rows = ["**2. Context switches per I/O** (system-wide `/proc/stat` ctxt delta / I/Os)", "",
+            "| subject | " + " | ".join(A) + " | " + " | ".join(B) + " |",
+            "|---|" + "---|" * (len(A) + len(B))]
+    for subj in SUBJECTS:
+        rows.append(f"| {NAMES[subj]} | " + " | ".join(
+            [cell(s, (subj, "a", lb), "ctxt_per_io", 2) for lb in A]
+            + [cell(s, (subj, "b", lb), "ctxt_per_io", 2) for lb in B]) + " |")
+    for name, k1, k2 in [("rust/C, DIO on", "rust-dio", "c-dio"),
+                         ("rust DIO on/off", "rust-dio", "rust-buf"),
+                         ("loop.ko DIO on/off", "c-dio", "c-buf")]:
+        rows.append(f"| *{name}* | " + " | ".join(
+            [ratio(s, (k1, "a", lb), (k2, "a", lb), "ctxt_per_io") for lb in A]
+            + [ratio(s, (k1, "b", lb), (k2, "b", lb), "ctxt_per_io") for lb in B]) + " |")
+    md += rows
+    md.append("")
+    mem = ["**3. Memory** (growth over a read pass of the files on the mounted file system, "
+           "caches dropped first)", "", "| subject | data read | Buffers | Cached |",
+           "|---|---|---|---|"]
+    for subj in SUBJECTS:
+        m = memory.get(subj)
+        if m:
+            mem.append(f"| {NAMES[subj]} | {m['data_mb']} MiB | +{m['buffers_mb']} MiB | "
+                       f"+{m['cached_mb']} MiB |")
+    md += mem
+    md.append("")
+    md += table(s, "b", B, "iops", 0,
+                "4. The loop device itself: 4 KiB random I/O at queue depth 32 (IOPS)")
+    md.append("")
+    lat = ["**5. Latency**: one psync job, 4 KiB random reads (µs)", "",
+           "| subject | IOPS | p50 | p99 | CPU busy % |", "|---|---|---|---|---|"]
+    for subj in SUBJECTS:
+        k = (subj, "c", "psync-randread")
+        lat.append(f"| {NAMES[subj]} | {cell(s, k, 'iops')} | {cell(s, k, 'lat_p50_us', 1)} | "
+                   f"{cell(s, k, 'lat_p99_us', 1)} | {cell(s, k, 'cpu_busy_pct', 1)} |")
+    md += lat
+    return "\n".join(md) + "\n"
+
+
+def chart(env, s, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [("a", lb, f"ext4 {lb}") for lb in A] + [("b", lb, lb) for lb in B] + \
+        [("c", "psync-randread", "psync randread QD1")]
+    subjects = [x for x in SUBJECTS if x != "raw"]
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    width = 0.8 / len(subjects)
+    for i, subj in enumerate(subjects):
+        ys = []
+        for w, lb, _ in groups:
+            v = s.get((subj, w, lb), {}).get("iops")
+            r = s.get(("raw", w, lb), {}).get("iops")
+            ys.append(v[0] / r[0] if v and r and r[0] else 0)
+        xs = [g + (i - (len(subjects) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, ys, width, label=NAMES[subj])
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="raw backing file = 1")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([g[2] for g in groups], rotation=20, ha="right")
+    ax.set_ylabel("IOPS relative to the raw backing file")
+    ax.set_title(f"rust_loop vs loop.ko, Linux {env.get('kernel')}, {env.get('accel')} "
+                 f"({env.get('vcpus')} vCPUs): medians of {env.get('reps')} runs")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, format="svg")
+
+
+def main():
+    src, out_json, out_md, out_svg = sys.argv[1:5]
+    env, runs, memory = load(src)
+    s = summarize(runs)
+    if not runs or not env:
+        print("no runs in " + src, file=sys.stderr)
+        return 1
+    medians = [{"subject": k[0], "workload": k[1], "label": k[2],
+                **{m: v[0] for m, v in vals.items()},
+                "spread": {m: [v[1], v[2]] for m, v in vals.items()}} for k, vals in s.items()]
+    with open(out_json, "w") as f:
+        json.dump({"environment": env, "runs": runs, "memory": list(memory.values()),
+                   "medians": medians}, f, indent=1)
+    with open(out_md, "w") as f:
+        f.write(markdown(env, s, memory))
+    chart(env, s, out_svg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

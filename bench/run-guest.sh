@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench/run-guest.sh OUT.jsonl: the benchmark, inside one guest boot (scripts/bench runs it).
+#
+# Five subjects: the backing storage itself with O_DIRECT (the limit), loop.ko with direct I/O
+# off and on, rust_loop with direct I/O off and on; same 4096-byte logical block size for all.
+# Repetitions are interleaved (every subject once per round, the modules swapped by
+# rmmod/insmod), caches dropped before each run. Workloads:
+#   (a) the seed's: fio 4 jobs psync on files of ext4 on the loop device (buffered, with an
+#       fsync at the end of the write jobs), randread / read / randwrite / write;
+#   (b) the loop device itself: 4 KiB random read and write, libaio and io_uring at depth 32;
+#   (c) latency: one psync job of 4 KiB random reads, p50 / p99;
+# plus, once per subject, the seed's memory table: Buffers and Cached growth over a read pass of
+# the files on the mounted file system. Each run records IOPS, bandwidth, latency percentiles,
+# system-wide context switches per I/O (/proc/stat ctxt) and CPU busy time.
+#
+# BENCH_QUICK=1: one round, 1 s runs, a 128 MiB memory pass: a smoke test of the machinery.
+# jq programs and fio's $jobnum are not shell expansions.
+# shellcheck disable=SC2016
+set -euo pipefail
+
+out=$1
+quick=${BENCH_QUICK:-0}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$quick" = 1 ]; then
+	reps=1 runtime=1 ramp=0 mem_mb=128 job_mb=16 raw_mb=128
+else
+	reps=3 runtime=4 ramp=1 mem_mb=512 job_mb=64 raw_mb=256
+fi
+bs=4096
+subjects=(raw c-buf c-dio rust-buf rust-dio)
+workloads_a=(randread read randwrite write)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+json_kv() { jq -cn "$@"; }
+
+# Storage: the guest's virtio disk (host side cache=none), ext4, images fully written.
+work=/tmp/bench
+mkdir -p "$work"
+if [ -b /dev/vda ]; then
+	mkfs.ext4 -q -F /dev/vda
+	mount /dev/vda "$work"
+fi
+fs_mb=$((4 * job_mb + mem_mb + 192))
+log "writing the images (${fs_mb} MiB file system image, ${raw_mb} MiB raw image)"
+dd if=/dev/zero of="$work/fs.img" bs=4M count=$((fs_mb / 4)) oflag=direct status=none
+dd if=/dev/zero of="$work/raw.img" bs=4M count=$((raw_mb / 4)) oflag=direct status=none
+mkfs.ext4 -q -F "$work/fs.img"
+mkdir -p "$work/mnt" "$work/rawfs"
+
+# Environment.
+clk=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
+accel=$([ "$clk" = kvm-clock ] && echo KVM || echo TCG)
+json_kv --arg k "$(uname -r)" --arg cpu "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
+	--arg v "$(nproc)" --arg a "$accel" --arg fio "$(fio --version)" --arg q "$quick" \
+	--arg d "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg bs "$bs" --arg r "$reps" --arg rt "$runtime" \
+	'{kind: "env", kernel: $k, cpu: $cpu, vcpus: ($v | tonumber), accel: $a, fio: $fio,
+	  quick: ($q == "1"), date: $d, block_size: ($bs | tonumber), reps: ($r | tonumber),
+	  runtime_s: ($rt | tonumber)}' >"$out"
+
+driver_loaded=
+use_driver() {
+	[ "$driver_loaded" = "$1" ] && return 0
+	case "$driver_loaded" in
+	c) rmmod loop ;;
+	rust) rmmod rust_loop_mod ;;
+	esac
+	case "$1" in
+	c) modprobe loop ;;
+	rust) insmod "$repo/rust_loop_mod.ko" ;;
+	esac
+	udevadm settle
+	driver_loaded=$1
+}
+
+stat_snap() { awk '/^ctxt/ { c = $2 } /^cpu / { b = $2 + $3 + $4 + $7 + $8; t = b + $5 + $6 } END { print c, b, t }' /proc/stat; }
+
+# run_fio SUBJECT REP WORKLOAD LABEL FIO-ARGS...: one measured fio run, appended to $out.
+total_runs=$((reps * ${#subjects[@]} * (${#workloads_a[@]} + 5)))
+run_no=0
+start_all=$(date +%s)
+run_fio() {
+	local subject=$1 rep=$2 workload=$3 label=$4
+	shift 4
+	run_no=$((run_no + 1))
+	local elapsed=$(($(date +%s) - start_all))
+	local eta=$((run_no > 1 ? elapsed * (total_runs - run_no + 1) / (run_no - 1) : 0))
+	log "run $run_no/$total_runs: subject $subject, workload $workload $label, rep $rep (ETA $((eta / 60))m$((eta % 60))s)"
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	local s0 s1 json
+	read -r -a s0 < <(stat_snap)
+	json=$(fio --output-format=json --time_based --runtime="$runtime" --ramp_time="$ramp" \
+		--randrepeat=0 --norandommap --group_reporting "$@")
+	read -r -a s1 < <(stat_snap)
+	jq -c --arg s "$subject" --arg w "$workload" --arg l "$label" --arg rep "$rep" \
+		--arg ctxt "$((s1[0] - s0[0]))" --arg busy "$((s1[1] - s0[1]))" --arg tot "$((s1[2] - s0[2]))" '
+		.jobs[0] as $j |
+		($j.read.total_ios + $j.write.total_ios) as $ios |
+		(if $j.read.total_ios >= $j.write.total_ios then $j.read else $j.write end) as $d |
+		{kind: "run", subject: $s, workload: $w, label: $l, rep: ($rep | tonumber),
+		 iops: ($j.read.iops + $j.write.iops), bw_kib: ($j.read.bw + $j.write.bw),
+		 lat_p50_us: (($d.clat_ns.percentile["50.000000"] // 0) / 1000),
+		 lat_p99_us: (($d.clat_ns.percentile["99.000000"] // 0) / 1000),
+		 ios: $ios, ctxt: ($ctxt | tonumber),
+		 ctxt_per_io: (if $ios > 0 then ($ctxt | tonumber) / $ios else null end),
+		 cpu_busy_pct: (if ($tot | tonumber) > 0 then 100 * ($busy | tonumber) / ($tot | tonumber) else null end)}' \
+		<<<"$json" >>"$out"
+}
+
+# attach SUBJECT: sets $fsdir (directory for workload a) and $rawdev (target for b and c).
+attach() {
+	case "$1" in
+	raw)
+		fsdir=$work/rawfs
+		rawdev=$work/raw.img
+		;;
+	*)
+		local drv=${1%-*} dio=on
+		[ "${1#*-}" = buf ] && dio=off
+		use_driver "$drv"
+		fsdev=$(losetup -f --show --direct-io="$dio" -b "$bs" "$work/fs.img")
+		rawdev=$(losetup -f --show --direct-io="$dio" -b "$bs" "$work/raw.img")
+		[ "$(cat "/sys/block/${fsdev#/dev/}/loop/dio")" = "$([ "$dio" = on ] && echo 1 || echo 0)" ] ||
+			{ log "direct I/O is not $dio on $fsdev"; exit 1; }
+		mount "$fsdev" "$work/mnt"
+		fsdir=$work/mnt
+		;;
+	esac
+}
+
+detach() {
+	[ "$1" = raw ] && return 0
+	umount "$work/mnt"
+	losetup -d "$fsdev" "$rawdev"
+	udevadm settle
+}
+
+# Lay out fio's files and the memory-pass files once, on both file systems.
+use_driver c
+for subject in raw c-buf; do
+	attach "$subject"
+	fio --name=layout --directory="$fsdir" --numjobs=4 --size="${job_mb}M" --create_only=1 \
+		--filename_format='a.$jobnum' >/dev/null
+	for i in 1 2 3 4; do
+		dd if=/dev/zero of="$fsdir/mem$i" bs=1M count=$((mem_mb / 4)) conv=fsync status=none
+	done
+	detach "$subject"
+done
+
+for rep in $(seq 1 "$reps"); do
+	for subject in "${subjects[@]}"; do
+		attach "$subject"
+		direct_raw=()
+		[ "$subject" = raw ] && direct_raw=(--size="${raw_mb}M")
+		for rw in "${workloads_a[@]}"; do
+			run_fio "$subject" "$rep" a "$rw" --name=a --directory="$fsdir" --numjobs=4 \
+				--size="${job_mb}M" --filename_format='a.$jobnum' --ioengine=psync --bs=4k \
+				--rw="$rw" --end_fsync=1
+		done
+		for engine in libaio io_uring; do
+			for rw in randread randwrite; do
+				run_fio "$subject" "$rep" b "$engine-$rw" --name=b --filename="$rawdev" \
+					"${direct_raw[@]}" --direct=1 --ioengine="$engine" --iodepth=32 --bs=4k --rw="$rw"
+			done
+		done
+		run_fio "$subject" "$rep" c "psync-randread" --name=c --filename="$rawdev" \
+			"${direct_raw[@]}" --direct=1 --ioengine=psync --bs=4k --rw=randread
+		if [ "$rep" = 1 ]; then
+			log "memory pass: subject $subject, ${mem_mb} MiB read"
+			sync
+			echo 3 >/proc/sys/vm/drop_caches
+			m0=$(awk '/^(Buffers|Cached):/ { printf "%s ", $2 }' /proc/meminfo)
+			cat "$fsdir"/mem* >/dev/null
+			m1=$(awk '/^(Buffers|Cached):/ { printf "%s ", $2 }' /proc/meminfo)
+			read -r b0 c0 <<<"$m0"
+			read -r b1 c1 <<<"$m1"
+			json_kv --arg s "$subject" --arg d "$mem_mb" --arg b "$(((b1 - b0) / 1024))" \
+				--arg c "$(((c1 - c0) / 1024))" \
+				'{kind: "memory", subject: $s, data_mb: ($d | tonumber),
+				  buffers_mb: ($b | tonumber), cached_mb: ($c | tonumber)}' >>"$out"
+		fi
+		detach "$subject"
+	done
+done
+use_driver none
+log "done: $run_no runs in $(($(date +%s) - start_all)) s"

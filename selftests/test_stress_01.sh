@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Live reconfiguration under load, for STRESS_SECONDS (default 20; `make stress` runs longer):
+# 4 fio jobs write and crc32c-verify device A while, concurrently, A's direct I/O is toggled, its
+# backing file grows and shrinks with LOOP_SET_CAPACITY, and its status flags flip; read-only
+# device B has its backing file swapped with LOOP_CHANGE_FD for an identical copy while being
+# read and checked; device C is detached and re-attached; /dev/loop-control adds, removes and
+# finds free devices on the side. No verify error, no wrong byte, no hang, no kernel report.
+# The worker functions are called indirectly, through `worker NAME NAME`.
+# shellcheck disable=SC2317
+. "$(dirname "$0")/lib.sh"
+lt_need fio
+
+secs=${STRESS_SECONDS:-20}
+ctl() { python3 "$LT_DIR/loopctl.py" "$@"; }
+fallocate -l 64M "$LT_WORK/a"
+lt_file "$LT_WORK/b1" 8M
+cp "$LT_WORK/b1" "$LT_WORK/b2"
+sum_b=$(lt_sum "$LT_WORK/b1")
+lt_sparse "$LT_WORK/c" 8M
+losetup /dev/loop0 "$LT_WORK/a" --direct-io=on
+losetup -r /dev/loop1 "$LT_WORK/b1"
+udevadm settle
+# Held open so that flipping AUTOCLEAR never unbinds A.
+exec 9</dev/loop0
+end=$(($(date +%s) + secs))
+fails=$LT_WORK/fails
+: >"$fails"
+
+# Each worker loops until the deadline and counts its rounds; failures go to $fails.
+worker() {
+	local name=$1 n=0
+	shift
+	while [ "$(date +%s)" -lt "$end" ]; do
+		"$@" >>"$LT_WORK/$name.log" 2>&1 || echo "$name: round $n failed" >>"$fails"
+		n=$((n + 1))
+	done
+	echo "$n" >"$LT_WORK/$name.rounds"
+}
+verify_a() { lt_fio_verify /dev/loop0 4096 psync 4 1 8M; }
+toggle_dio() {
+	losetup --direct-io=off /dev/loop0 && losetup --direct-io=on /dev/loop0
+}
+resize_a() {
+	truncate -s 96M "$LT_WORK/a" && losetup -c /dev/loop0 &&
+		truncate -s 64M "$LT_WORK/a" && losetup -c /dev/loop0
+}
+flip_status() {
+	[ "$(ctl set-status64 /dev/loop0 --flags 4)" = "OK 0" ] &&
+		[ "$(ctl set-status64 /dev/loop0 --flags 0)" = "OK 0" ]
+}
+swap_b() {
+	[ "$(ctl change-fd /dev/loop1 "$LT_WORK/b2" --file-ro)" = "OK 0" ] &&
+		[ "$(ctl change-fd /dev/loop1 "$LT_WORK/b1" --file-ro)" = "OK 0" ]
+}
+read_b() {
+	[ "$(dd if=/dev/loop1 bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" = "$sum_b" ]
+}
+cycle_c() { losetup /dev/loop2 "$LT_WORK/c" && losetup -d /dev/loop2; }
+churn() { ctl ctl-storm 40 "$RANDOM" 40 47 >/dev/null; }
+
+pids=()
+for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
+	worker "$w" "$w" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	# The watchdog: every worker must be done shortly after the deadline (one round).
+	timeout $((secs + 120)) tail --pid="$p" -f /dev/null || lt_fail "a worker hung (watchdog)"
+done
+wait
+exec 9<&-
+rounds=""
+for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
+	rounds+=" $w=$(cat "$LT_WORK/$w.rounds")"
+done
+lt_log "${secs}s:$rounds"
+if [ -s "$fails" ]; then
+	sed 's/^/# /' "$fails" | head -n 20
+	tail -n 20 "$LT_WORK"/*.log | sed 's/^/# /'
+	lt_fail "$(wc -l <"$fails") failed rounds"
+fi
+lt_eq "$(lt_sum /dev/loop1)" "$sum_b" "read-only device content at the end"
+udevadm settle
+losetup -D
+for i in $(seq 40 47); do
+	[ -e "/sys/block/loop$i" ] && lt_expect "OK 0" ctl-remove "$i"
+done
+exit 0
