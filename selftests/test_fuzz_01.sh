@@ -38,7 +38,7 @@ elif [ -f "$shared/fuzz.c.json" ]; then
 	diff=$(jq -r -n --slurpfile c "$shared/fuzz.c.json" --slurpfile r "$LT_WORK/hist.json" '
 		($c[0] | keys) + ($r[0] | keys) | unique | .[] as $k |
 		select(($c[0][$k] // 0) != ($r[0][$k] // 0)) |
-		"\($k): loop.ko \($c[0][$k] // 0), rust_loop \($r[0][$k] // 0)"')
+		"\($k): loop.ko \($c[0][$k] // 0), rust_loop \($r[0][$k] // 0)"' | paste -sd ';' -)
 	lt_log "differences from loop.ko: ${diff:-none}"
 fi
 exit 0
