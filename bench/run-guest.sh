@@ -46,7 +46,7 @@ fs_mb=$((4 * job_mb + mem_mb + 192))
 log "writing the images (${fs_mb} MiB file system image, ${raw_mb} MiB raw image)"
 dd if=/dev/zero of="$work/fs.img" bs=4M count=$((fs_mb / 4)) oflag=direct status=none
 dd if=/dev/zero of="$work/raw.img" bs=4M count=$((raw_mb / 4)) oflag=direct status=none
-mkfs.ext4 -q -F "$work/fs.img"
+mkfs.ext4 -q -F -b 4096 "$work/fs.img"
 mkdir -p "$work/mnt" "$work/rawfs"
 
 # Environment.
