@@ -553,13 +553,12 @@ impl LoopDevice {
 
     /// The `/dev/loopN` ioctls (`lo_ioctl`).
     pub(crate) fn ioctl(
-        this: ArcBorrow<'_, LoopDevice>,
+        &self,
         bdev: &BlockDevice,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
     ) -> Result<i32> {
-        let dev: &LoopDevice = &this;
         let may_change = || {
             if mode.write() || capable_sys_admin() {
                 Ok(())
@@ -576,53 +575,53 @@ impl LoopDevice {
                     info: LoopInfo64::zeroed(),
                     reserved: [0; 8],
                 };
-                dev.configure(bdev, mode, &config)
+                self.configure(bdev, mode, &config)
             }
             LOOP_CONFIGURE => {
                 let config = read_user::<LoopConfig>(arg)?;
-                dev.configure(bdev, mode, &config)
+                self.configure(bdev, mode, &config)
             }
-            LOOP_CHANGE_FD => dev.change_fd(bdev, arg as u32),
-            LOOP_CLR_FD => dev.clr_fd(),
+            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32),
+            LOOP_CLR_FD => self.clr_fd(),
             LOOP_SET_STATUS => {
                 may_change()?;
                 let old = read_user::<LoopInfo>(arg)?;
-                dev.set_status(&info64_from_old(&old))
+                self.set_status(&info64_from_old(&old))
             }
             LOOP_GET_STATUS => {
                 if arg == 0 {
                     return Err(EINVAL);
                 }
-                let info = info64_to_old(&dev.get_status()?)?;
+                let info = info64_to_old(&self.get_status()?)?;
                 write_user(arg, &info).map(|()| 0)
             }
             LOOP_SET_STATUS64 => {
                 may_change()?;
                 let info = read_user::<LoopInfo64>(arg)?;
-                dev.set_status(&info)
+                self.set_status(&info)
             }
             LOOP_GET_STATUS64 => {
                 if arg == 0 {
                     return Err(EINVAL);
                 }
-                let info = dev.get_status()?;
+                let info = self.get_status()?;
                 write_user(arg, &info).map(|()| 0)
             }
             LOOP_SET_BLOCK_SIZE => {
                 may_change()?;
-                dev.set_block_size(bdev, mode, arg)
+                self.set_block_size(bdev, mode, arg)
             }
             LOOP_SET_CAPACITY => {
                 may_change()?;
-                dev.set_capacity()
+                self.set_capacity()
             }
             LOOP_SET_DIRECT_IO => {
                 may_change()?;
-                dev.set_dio(arg != 0)
+                self.set_dio(arg != 0)
             }
             _ => {
                 // Unknown commands still wait for the mutex first, as `lo_simple_ioctl`.
-                let _g = dev.lock.lock();
+                let _g = self.lock.lock();
                 Err(EINVAL)
             }
         }
@@ -630,22 +629,19 @@ impl LoopDevice {
 
     /// The 32-bit compat ioctls (`lo_compat_ioctl`).
     pub(crate) fn compat_ioctl(
-        this: ArcBorrow<'_, LoopDevice>,
+        &self,
         bdev: &BlockDevice,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
     ) -> Result<i32> {
         match cmd {
-            LOOP_SET_STATUS | LOOP_GET_STATUS => {
-                // The legacy `struct loop_info` differs for 32-bit callers (compat_loop_info).
-                let dev: &LoopDevice = &this;
-                compat::status_ioctl(dev, cmd, arg)
-            }
+            // The legacy `struct loop_info` differs for 32-bit callers (compat_loop_info).
+            LOOP_SET_STATUS | LOOP_GET_STATUS => compat::status_ioctl(self, cmd, arg),
             // Pointer arguments: `compat_ptr` zero-extends, which `arg` already is.
             LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
             | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE
-            | LOOP_SET_DIRECT_IO => Self::ioctl(this, bdev, mode, cmd, arg & 0xffff_ffff),
+            | LOOP_SET_DIRECT_IO => self.ioctl(bdev, mode, cmd, arg & 0xffff_ffff),
             _ => Err(enoioctlcmd()),
         }
     }

@@ -1273,17 +1273,8 @@ unsafe extern "C" fn lo_ioctl(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_int {
-    // SAFETY: The bdev is open, so its disk is live.
-    let dev = unsafe { disk_device((*bdev).bd_disk) };
-    let Some(bdev) = NonNull::new(bdev) else {
-        return EINVAL.to_errno();
-    };
-    // INVARIANT: `bdev` is open for the duration of this ioctl.
-    let bdev = BlockDevice { bdev };
-    match LoopDevice::ioctl(dev, &bdev, OpenMode(mode), cmd, arg) {
-        Ok(v) => v,
-        Err(e) => e.to_errno(),
-    }
+    // SAFETY: Same contract.
+    unsafe { ioctl_common(bdev, mode, cmd, arg, false) }
 }
 
 /// # Safety
@@ -1295,14 +1286,33 @@ unsafe extern "C" fn lo_compat_ioctl(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_int {
-    // SAFETY: The bdev is open, so its disk is live.
-    let dev = unsafe { disk_device((*bdev).bd_disk) };
+    // SAFETY: Same contract.
+    unsafe { ioctl_common(bdev, mode, cmd, arg, true) }
+}
+
+/// # Safety
+///
+/// `bdev` is an open block device of one of our disks, for the duration of the call.
+unsafe fn ioctl_common(
+    bdev: *mut bindings::block_device,
+    mode: bindings::blk_mode_t,
+    cmd: c_uint,
+    arg: c_ulong,
+    compat: bool,
+) -> c_int {
     let Some(bdev) = NonNull::new(bdev) else {
         return EINVAL.to_errno();
     };
+    // SAFETY: The bdev is open, so its disk is live.
+    let dev = unsafe { disk_device((*bdev.as_ptr()).bd_disk) };
     // INVARIANT: `bdev` is open for the duration of this ioctl.
     let bdev = BlockDevice { bdev };
-    match LoopDevice::compat_ioctl(dev, &bdev, OpenMode(mode), cmd, arg) {
+    let res = if compat {
+        dev.compat_ioctl(&bdev, OpenMode(mode), cmd, arg)
+    } else {
+        dev.ioctl(&bdev, OpenMode(mode), cmd, arg)
+    };
+    match res {
         Ok(v) => v,
         Err(e) => e.to_errno(),
     }

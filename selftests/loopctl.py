@@ -151,22 +151,17 @@ def main():
             # in rundown, so the second open must fail.
             fcntl.ioctl(dev, LOOP_CLR_FD, 0)
             print("OK", os.open(a.dev, os.O_RDONLY) >= 0)
-        elif a.cmd == "get-status64":
+        elif a.cmd in ("get-status64", "get-status"):
+            cmd, layout, decode = {
+                "get-status64": (LOOP_GET_STATUS64, INFO64, decode_info64),
+                "get-status": (LOOP_GET_STATUS, INFO, decode_info),
+            }[a.cmd]
             if a.null:
-                print("OK", fcntl.ioctl(dev, LOOP_GET_STATUS64, 0))
+                print("OK", fcntl.ioctl(dev, cmd, 0))
             else:
-                buf = bytearray(INFO64.size)
-                ret = fcntl.ioctl(dev, LOOP_GET_STATUS64, buf)
-                print("OK", ret)
-                print(json.dumps(decode_info64(bytes(buf))))
-        elif a.cmd == "get-status":
-            if a.null:
-                print("OK", fcntl.ioctl(dev, LOOP_GET_STATUS, 0))
-            else:
-                buf = bytearray(INFO.size)
-                ret = fcntl.ioctl(dev, LOOP_GET_STATUS, buf)
-                print("OK", ret)
-                print(json.dumps(decode_info(bytes(buf))))
+                buf = bytearray(layout.size)
+                print("OK", fcntl.ioctl(dev, cmd, buf))
+                print(json.dumps(decode(bytes(buf))))
         elif a.cmd == "set-status64":
             buf = bytearray(info64(a.offset, a.sizelimit, a.flags, a.name.encode(),
                                    a.encrypt_type, a.key_size))
