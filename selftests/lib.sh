@@ -145,3 +145,18 @@ trap lt_cleanup EXIT
 
 # shellcheck disable=SC2119
 lt_load
+
+# lt_scsi_debug [PARAM=VALUE...]: load scsi_debug and print its disk. Runs in a command
+# substitution, so the caller unloads it (its EXIT trap).
+lt_scsi_debug() {
+	local b
+	modprobe scsi_debug "$@" || lt_skip "no scsi_debug"
+	udevadm settle
+	for b in /sys/block/sd*; do
+		if grep -qs scsi_debug "$b/device/model"; then
+			echo "/dev/${b##*/}"
+			return 0
+		fi
+	done
+	lt_fail "no scsi_debug disk"
+}

@@ -9,14 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 lt_need mkfs.ext4
 
-modprobe scsi_debug sector_size=4096 dev_size_mb=64 || lt_skip "no scsi_debug"
+sd=$(lt_scsi_debug sector_size=4096 dev_size_mb=64)
 trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
-udevadm settle
-sd=
-for b in /sys/block/sd*; do
-	grep -qs scsi_debug "$b/device/model" && sd=/dev/${b##*/}
-done
-[ -b "$sd" ] || lt_fail "no scsi_debug disk"
 lt_eq "$(cat "/sys/block/$(basename "$sd")/queue/logical_block_size")" 4096 "scsi_debug sector size"
 mkfs.ext4 -q -F "$sd"
 mkdir -p "$LT_WORK/fs"

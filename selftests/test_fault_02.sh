@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# A backing block device that fails I/O (device-mapper "error" table swapped in under the loop
+# device): reads fail with EIO, and writes fail with EIO at once (direct I/O) or at the flush
+# (buffered); once the device works again, so does the loop device; it detaches and binds
+# again.
+. "$(dirname "$0")/lib.sh"
+lt_need dmsetup
+
+sd=$(lt_scsi_debug dev_size_mb=32)
+trap 'lt_cleanup; udevadm settle; dmsetup remove rl-fault 2>/dev/null; rmmod scsi_debug 2>/dev/null || true' EXIT
+modprobe dm-mod 2>/dev/null || true
+sectors=$(blockdev --getsz "$sd")
+dmsetup create rl-fault --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"
+udevadm settle
+dm=/dev/mapper/rl-fault
+lt_file "$LT_WORK/data" 4M
+for dio in on off; do
+	dev=$(lt_attach "$dm" --direct-io="$dio")
+	dd if="$LT_WORK/data" of="$dev" bs=1M oflag=direct conv=notrunc,fsync status=none
+	# Nothing of it stays in the backing device's page cache (the buffered path's).
+	blockdev --flushbufs "$dm"
+	dmsetup suspend rl-fault
+	dmsetup load rl-fault --table "0 $sectors error"
+	dmsetup resume rl-fault
+	out=$(dd if="$dev" of=/dev/null bs=1M count=4 iflag=direct 2>&1) &&
+		lt_fail "reads from a failing backing device succeeded (dio=$dio)"
+	grep -q "Input/output error" <<<"$out" || lt_fail "reads did not see EIO: $out"
+	# A buffered backing write lands in the page cache; the flush (fsync) reports the error.
+	out=$(dd if=/dev/zero of="$dev" bs=1M count=1 oflag=direct conv=notrunc,fsync 2>&1) &&
+		lt_fail "writes to a failing backing device succeeded (dio=$dio)"
+	grep -q "Input/output error" <<<"$out" || lt_fail "writes did not see EIO: $out"
+	dmsetup suspend rl-fault
+	dmsetup load rl-fault --table "0 $sectors linear $sd 0"
+	dmsetup resume rl-fault
+	# The first MiB is what the failed write may or may not have left; the rest is intact.
+	got=$(dd if="$dev" bs=1M skip=1 count=3 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+	lt_eq "$got" "$(lt_sum "$LT_WORK/data" $((3 << 20)) $((1 << 20)))" \
+		"data once the backing device works again (dio=$dio)"
+	losetup -d "$dev" || lt_fail "detach after I/O errors"
+	udevadm settle
+done
+dev=$(lt_attach "$dm")
+losetup -d "$dev"
+exit 0
