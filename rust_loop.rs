@@ -28,9 +28,11 @@ use kernel::{
         aref::ARef,
         atomic::{Acquire, Atomic, Relaxed, Release},
         global_lock,
+        new_spinlock,
         Arc,
         ArcBorrow,
-        SetOnce, //
+        SetOnce,
+        SpinLock, //
     },
     uaccess::{
         UserPtr,
@@ -188,6 +190,12 @@ pub(crate) struct LoopDevice {
     state: Atomic<u32>,
     #[pin]
     lock: DevLock<Config>,
+    /// The backing file again, for readers that must not take the device mutex (loop.c's
+    /// `lo_lock`): binds walking a chain of stacked devices, which would otherwise nest two
+    /// device mutexes, and sysfs `backing_file`. Set before the device is `Bound`, cleared
+    /// after it no longer is, both under the device mutex.
+    #[pin]
+    backing: SpinLock<Option<BackingFile>>,
     disk: DiskRef,
     /// The worker and per-tag commands, created at first bind.
     engine: SetOnce<Engine>,
@@ -381,6 +389,7 @@ impl LoopDevice {
                 number,
                 state: Atomic::new(LoState::Unbound as u32),
                 lock <- DevLock::new(Config::new(), disk),
+                backing <- new_spinlock!(None, "rust_loop::lo_lock"),
                 disk,
                 engine: SetOnce::new(),
             }),
@@ -440,7 +449,7 @@ impl LoopDevice {
             cfg.sizelimit = 0;
             cfg.file_name = [0; LO_NAME_SIZE];
             (
-                io.file.take(),
+                (io.file.take(), self.backing.lock().take()),
                 cfg.module_ref.take(),
                 core::mem::take(&mut cfg.sysfs_inited),
             )
@@ -661,7 +670,7 @@ impl LoopDevice {
         if self.state() != LoState::Unbound {
             return Err(EBUSY);
         }
-        self.validate_file(&g, &file, bdev.devt())?;
+        self.validate_file(&file, bdev.devt())?;
         let info = &config.info;
         if info.lo_flags & !LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
             return Err(EINVAL);
@@ -707,6 +716,7 @@ impl LoopDevice {
         {
             let mut f = g.freeze();
             let (cfg, io) = f.parts();
+            *self.backing.lock() = Some(file.clone());
             io.file = Some(file.bind());
             io.offset = status.offset;
             io.dio = dio;
@@ -742,22 +752,20 @@ impl LoopDevice {
     /// Refuses a backing file that is this device, directly or through a chain of loop
     /// devices, or a loop device that is not bound (`loop_validate_file`).
     ///
-    /// Walking the chain takes each device's mutex in turn; only callers holding
-    /// `LOOP_VALIDATE` take a second device mutex, so this cannot deadlock.
-    fn validate_file(&self, own: &DevGuard<'_, Config>, file: &BackingFile, devt: u32) -> Result {
+    /// Called with `LOOP_VALIDATE` held when `file` is a loop device: a device of the chain that
+    /// is bound stays bound meanwhile (unbinding starts in `clr_fd`, under the same lock), and
+    /// its backing file is read under its `backing` spinlock, never its mutex.
+    fn validate_file(&self, file: &BackingFile, devt: u32) -> Result {
         let mut next = file.clone();
         while let Some((rdev, l)) = next.as_loop_device() {
             if rdev == devt {
                 return Err(EBADF);
             }
-            let backing = if core::ptr::eq(&*l, self) {
-                // A partition of this device: we hold its mutex already.
-                (self.state() == LoState::Bound).then(|| own.io().file.as_deref().cloned())
-            } else {
-                let lg = l.lock.lock();
-                (l.state() == LoState::Bound).then(|| lg.io().file.as_deref().cloned())
-            };
-            next = backing.flatten().ok_or(EINVAL)?;
+            if l.state() != LoState::Bound {
+                return Err(EINVAL);
+            }
+            let backing = l.backing.lock().clone();
+            next = backing.ok_or(EINVAL)?;
         }
         if !file.is_regular() && !file.is_block_device() {
             return Err(EINVAL);
@@ -791,7 +799,7 @@ impl LoopDevice {
             if !g.io().read_only {
                 return Err(EINVAL);
             }
-            self.validate_file(&g, &file, bdev.devt())?;
+            self.validate_file(&file, bdev.devt())?;
             let old = g.io().file.as_deref().cloned().ok_or(ENXIO)?;
             let offset = g.io().offset;
             let sizelimit = g.sizelimit;
@@ -810,9 +818,10 @@ impl LoopDevice {
                 let dio = (io.dio || file.opened_direct())
                     && can_use_dio(&file, block_size, offset, min_dio_size);
                 let old_bound = io.file.replace(file.clone().bind());
+                let old_mirror = self.backing.lock().replace(file.clone());
                 io.dio = dio;
                 cfg.min_dio_size = min_dio_size;
-                old_bound
+                (old_bound, old_mirror)
             };
             let partscan = g.flags & LO_FLAGS_PARTSCAN != 0;
             let file_name = g.file_name;
@@ -1018,17 +1027,20 @@ impl LoopDevice {
 
     /// Shows one attribute of `/sys/block/loopN/loop/`.
     pub(crate) fn show_attr(&self, attr: LoopAttr, out: &mut SysfsBuf<'_>) -> Result {
+        if let LoopAttr::BackingFile = attr {
+            // Like loop.c, under the spinlock only; the path is written outside it.
+            let file = self.backing.lock().clone();
+            if let Some(file) = file {
+                let n = file.write_path(out.page())?;
+                out.set_len(n);
+            }
+            return Ok(());
+        }
         let g = self.lock.lock();
         let io = g.io();
         let flag = |set: bool| if set { "1" } else { "0" };
         let res = match attr {
-            LoopAttr::BackingFile => {
-                if let Some(file) = io.file.as_deref() {
-                    let n = file.write_path(out.page())?;
-                    out.set_len(n);
-                }
-                Ok(())
-            }
+            LoopAttr::BackingFile => Ok(()),
             LoopAttr::Offset => writeln!(out, "{}", io.offset),
             LoopAttr::Sizelimit => writeln!(out, "{}", g.sizelimit),
             LoopAttr::Autoclear => writeln!(out, "{}", flag(g.flags & LO_FLAGS_AUTOCLEAR != 0)),
