@@ -448,8 +448,11 @@ impl LoopDevice {
             io.read_only = false;
             cfg.sizelimit = 0;
             cfg.file_name = [0; LO_NAME_SIZE];
+            // Its own statement: the spinlock must be released before the queue is unfrozen
+            // (which sleeps), and a guard in the block's tail expression would outlive `f`.
+            let mirror = self.backing.lock().take();
             (
-                (io.file.take(), self.backing.lock().take()),
+                (io.file.take(), mirror),
                 cfg.module_ref.take(),
                 core::mem::take(&mut cfg.sysfs_inited),
             )
