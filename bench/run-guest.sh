@@ -26,7 +26,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$quick" = 1 ]; then
 	reps=1 runtime=1 ramp=0 mem_mb=128 job_mb=16 raw_mb=128
 else
-	reps=3 runtime=4 ramp=1 mem_mb=512 job_mb=64 raw_mb=256
+	reps=3 runtime=2 ramp=0 mem_mb=512 job_mb=64 raw_mb=256
 fi
 bs=4096
 subjects=(raw c-buf c-dio rust-buf rust-dio)
