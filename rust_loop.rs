@@ -494,7 +494,7 @@ impl LoopDevice {
     pub(crate) fn handle_cmd(&self, cmd: CmdHandle<'_>) {
         // We can block in this context, so ignore REQ_NOWAIT.
         clear_nowait(cmd.request());
-        let info = rq_info(cmd.request());
+        let info = cmd.info();
         let result = {
             let Some(io) = self.lock.io_view(cmd.request()) else {
                 return cmd.finish(BlkStatus::IOERR);

@@ -1882,7 +1882,13 @@ unsafe extern "C" fn cmd_work_fn(work: *mut bindings::kthread_work) {
     let dev = unsafe { &*cmd.dev };
     // SAFETY: Plain task-flag changes of the current thread, undone below.
     let flags = unsafe { helpers::rust_loop_io_flags_save() };
-    dev.handle_cmd(CmdHandle { cmd, rq, use_aio });
+    let info = rq_info(&rq);
+    dev.handle_cmd(CmdHandle {
+        cmd,
+        rq,
+        use_aio,
+        info,
+    });
     // SAFETY: Restores what `rust_loop_io_flags_save` returned.
     unsafe { helpers::rust_loop_io_flags_restore(flags) };
 }
@@ -1893,6 +1899,7 @@ pub(crate) struct CmdHandle<'a> {
     cmd: &'a Cmd,
     rq: ARef<Request<LoopQueue>>,
     use_aio: bool,
+    info: RqInfo,
 }
 
 /// How a read or write ended, for the completion policy in `rust_loop.rs`.
@@ -1913,6 +1920,11 @@ impl<'a> CmdHandle<'a> {
         &self.rq
     }
 
+    /// The request's operation, position and length.
+    pub(crate) fn info(&self) -> RqInfo {
+        self.info
+    }
+
     /// Ends the request now.
     pub(crate) fn finish(self, status: BlkStatus) {
         end_request(self.rq, status);
@@ -1923,7 +1935,7 @@ impl<'a> CmdHandle<'a> {
     /// The request is completed through `LoopQueue::complete_rw`, now or from the kiocb
     /// callback.
     pub(crate) fn read_write<C>(self, lock: &DevLock<C>, pos: u64, write: bool) {
-        let info = rq_info(&self.rq);
+        let info = self.info;
         let file = match lock.io_view(&self.rq).and_then(|io| io.file.as_deref()) {
             // The file stays open while the request is in flight (it changes only with the
             // queue frozen), so the kiocb can point to it until completion.
