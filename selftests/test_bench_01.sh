@@ -9,6 +9,9 @@
 lt_need fio python3
 
 [ "$LT_DRIVER" = c ] && lt_skip "the benchmark runs both drivers itself (see the rust_loop column)"
+if zcat /proc/config.gz 2>/dev/null | grep -q '^CONFIG_KASAN=y'; then
+	lt_skip "no benchmark on the debug kernel"
+fi
 lt_unload
 out=$LT_WORK/bench.jsonl
 BENCH_QUICK=1 BENCH_DIR=$LT_WORK/bench bash "$LT_REPO/bench/run-guest.sh" "$out" 2>"$LT_WORK/bench.log" ||

@@ -74,7 +74,8 @@ rounds=""
 for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
 	rounds+=" $w=$(cat "$LT_WORK/$w.rounds")"
 done
-lt_log "${secs}s:$rounds"
+# Each verify_a round writes and checks 4 x 8 MiB.
+lt_log "${secs}s:$rounds; $(($(cat "$LT_WORK/verify_a.rounds") * 32)) MiB written and crc32c-verified"
 if [ -s "$fails" ]; then
 	sed 's/^/# /' "$fails" | head -n 20
 	tail -n 20 "$LT_WORK"/*.log | sed 's/^/# /'
