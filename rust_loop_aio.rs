@@ -1519,13 +1519,17 @@ impl ControlDevice {
                 // SAFETY: `slot` is valid for writes; all-zero is a valid `miscdevice` and the
                 // fields loop.c sets are filled in before it is registered in place (it is
                 // pinned: `misc_register` links it into a list).
-                unsafe {
+                let res = unsafe {
                     slot.write(core::mem::zeroed());
                     (*slot).minor = bindings::LOOP_CTRL_MINOR as c_int;
                     (*slot).name = c"loop-control".as_char_ptr();
                     (*slot).fops = &LOOP_CTL_FOPS.0;
                     to_result(bindings::misc_register(slot))
+                };
+                if res == Err(EBUSY) {
+                    pr_err!("/dev/loop-control (misc 10:237) is taken: unload loop.ko first\n");
                 }
+                res
             }),
             _pin: PhantomPinned,
         })
@@ -1555,6 +1559,7 @@ impl MajorRegistration {
             )
         };
         if ret != 0 {
+            pr_err!("block major 7 is taken: unload the other loop driver first\n");
             return Err(Error::from_errno(ret));
         }
         Ok(Self(()))

@@ -125,6 +125,13 @@ lt_fio_verify() {
 	[ "${errs:-0}" = 0 ] || lt_fail "fio reported $errs errors on $dev"
 }
 
+# lt_ext4 DEV DIR: make an ext4 file system on DEV and mount it on DIR.
+lt_ext4() {
+	mkfs.ext4 -q -F "$1"
+	mkdir -p "$2"
+	mount "$1" "$2"
+}
+
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
 # lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).

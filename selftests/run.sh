@@ -3,7 +3,7 @@
 #
 # run.sh [TEST...]: the differential run of the rust-loop selftests, inside a guest.
 #
-# Runs every test_*.sh (or the given ones, or $SELFTESTS) first against the C loop.ko, then
+# Runs every test_*.sh (or the given ones, or $SELFTESTS; "dio_01" = test_dio_01.sh) first against the C loop.ko, then
 # against rust_loop_mod.ko, in this one boot, and prints KTAP with one subtest per driver, a
 # table of both columns and, last, "N passed, N failed, N skipped" for rust_loop. Exits non-zero
 # if any test fails on either driver: a test that fails on loop.ko is a wrong test.
@@ -28,6 +28,11 @@ main() {
 	else
 		tests=(test_*.sh)
 	fi
+	# Short names work too: "dio_01" means test_dio_01.sh.
+	for i in "${!tests[@]}"; do
+		t=${tests[$i]}
+		[ -f "$t" ] || tests[i]=test_${t%.sh}.sh
+	done
 
 	scratch=/tmp/lt-scratch
 	mkdir -p "$scratch"

@@ -7,9 +7,7 @@
 img=$LT_WORK/img
 lt_sparse "$img" 32M
 dev=$(lt_attach "$img")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$LT_WORK/mnt"
-mount "$dev" "$LT_WORK/mnt"
+lt_ext4 "$dev" "$LT_WORK/mnt"
 truncate -s 64M "$img"
 lt_eq "$(lt_sysfs "$dev" size)" 65536 "size before LOOP_SET_CAPACITY"
 losetup -c "$dev"

@@ -7,9 +7,7 @@
 img=$LT_WORK/img
 lt_sparse "$img" 32M
 dev=$(lt_attach "$img")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$LT_WORK/mnt"
-mount "$dev" "$LT_WORK/mnt"
+lt_ext4 "$dev" "$LT_WORK/mnt"
 echo data >"$LT_WORK/mnt/f"
 losetup -d "$dev" || lt_fail "losetup -d on a mounted device failed"
 lt_bound "$dev" || lt_fail "unbound while mounted"
