@@ -92,8 +92,12 @@ run_fio() {
 	shift 4
 	run_no=$((run_no + 1))
 	local elapsed=$(($(date +%s) - start_all))
-	local eta=$((run_no > 1 ? elapsed * (total_runs - run_no + 1) / (run_no - 1) : 0))
-	log "run $run_no/$total_runs: subject $subject, workload $workload $label, rep $rep (ETA $((eta / 60))m$((eta % 60))s)"
+	local eta="ETA after the first run"
+	if [ "$run_no" -gt 1 ]; then
+		local left=$((elapsed * (total_runs - run_no + 1) / (run_no - 1)))
+		eta="ETA $((left / 60))m$((left % 60))s"
+	fi
+	log "run $run_no/$total_runs: subject $subject, workload $workload $label, rep $rep ($eta)"
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	local s0 s1 json
