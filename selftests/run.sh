@@ -70,7 +70,9 @@ main() {
 			out=$(LT_DRIVER=$drv LT_WORK=$work timeout --kill-after=10 "$timeout_s" bash "./$t" 2>&1)
 			rc=$?
 			secs=$(($(date +%s) - start))
-			splats=$(dmesg | tail -n +"$((before + 1))" | grep -E "$reports")
+			# The report in full (a lockdep splat is useless without its chains): from the
+			# first matching line of this test's kernel log, up to 150 lines.
+			splats=$(dmesg | tail -n +"$((before + 1))" | sed -En "/$reports/,\$p" | head -n 150)
 			if [ -n "$splats" ]; then
 				out+=$'\n'"# kernel report during the test:"$'\n'"#   ${splats//$'\n'/$'\n'#   }"
 				rc=1
