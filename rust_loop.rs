@@ -998,15 +998,18 @@ impl LoopDevice {
         let requested = u32::try_from(arg).map_err(|_| EINVAL)?;
         disk.sync_and_invalidate();
         let min_dio_size = g.min_dio_size;
-        let mut f = g.freeze();
-        let (_cfg, io) = f.parts();
+        let io = g.io();
         let block_size = match requested {
             0 => default_block_size(io.dio, min_dio_size),
             bs => bs,
         };
         let file = io.file.as_deref().ok_or(ENXIO)?;
-        let res = disk.set_limits(&limits_for(file, block_size, io.read_only));
-        if io.dio {
+        // The limits update starts before the freeze: the block layer's lock order.
+        let update = disk.start_limits(&limits_for(file, block_size, io.read_only));
+        let mut f = g.freeze();
+        let (_cfg, io) = f.parts();
+        let res = update.commit();
+        if let (true, Some(file)) = (io.dio, io.file.as_deref()) {
             io.dio = can_use_dio(file, disk.logical_block_size(), io.offset, min_dio_size);
         }
         res.map(|()| 0)

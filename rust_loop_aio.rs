@@ -80,6 +80,11 @@ mod helpers {
             q: *mut bindings::request_queue,
             lim: *mut bindings::queue_limits,
         );
+        pub(super) fn rust_loop_limits_try_start_update(
+            q: *mut bindings::request_queue,
+            lim: *mut bindings::queue_limits,
+        ) -> bool;
+        pub(super) fn rust_loop_limits_cancel_update(q: *mut bindings::request_queue);
         pub(super) fn rust_loop_bdev_logical_block_size(
             bdev: *mut bindings::block_device,
         ) -> c_uint;
@@ -859,36 +864,34 @@ impl DiskRef {
         unsafe { (*self.queue()).limits.max_discard_sectors }
     }
 
-    fn update_limits(&self, f: impl FnOnce(&mut bindings::queue_limits)) -> Result {
+    /// Starts an update of the queue limits: takes the queue's `limits_lock` and copies the
+    /// limits. The block layer orders `limits_lock` before freezing the queue (as loop.c does:
+    /// start, freeze, commit), so a caller that freezes starts the update first.
+    fn start_update(&self) -> LimitsUpdate {
         let mut lim = pin_init::zeroed::<bindings::queue_limits>();
         // SAFETY: The queue is valid; this takes `limits_lock` and copies the limits into `lim`.
         unsafe { helpers::rust_loop_limits_start_update(self.queue(), &mut lim) };
-        f(&mut lim);
-        // SAFETY: Paired with the start above; this validates, applies and unlocks.
-        to_result(unsafe { bindings::queue_limits_commit_update(self.queue(), &mut lim) })
+        // INVARIANT: We just took `limits_lock`.
+        LimitsUpdate { disk: *self, lim }
+    }
+
+    fn update_limits(&self, f: impl FnOnce(&mut bindings::queue_limits)) -> Result {
+        let mut update = self.start_update();
+        f(&mut update.lim);
+        update.commit()
+    }
+
+    /// Starts setting a loop device's limits; [`LimitsUpdate::commit`] applies them (`EINVAL`
+    /// for an invalid block size).
+    pub(crate) fn start_limits(&self, l: &LoopLimits) -> LimitsUpdate {
+        let mut update = self.start_update();
+        apply_loop_limits(&mut update.lim, l);
+        update
     }
 
     /// Applies a loop device's limits (`EINVAL` for an invalid block size).
     pub(crate) fn set_limits(&self, l: &LoopLimits) -> Result {
-        self.update_limits(|lim| {
-            lim.logical_block_size = l.block_size;
-            lim.physical_block_size = l.block_size;
-            lim.io_min = l.block_size;
-            lim.features &= !(BLK_FEAT_WRITE_CACHE | bindings::BLK_FEAT_ROTATIONAL);
-            if l.write_cache {
-                lim.features |= BLK_FEAT_WRITE_CACHE;
-            }
-            if l.rotational {
-                lim.features |= bindings::BLK_FEAT_ROTATIONAL;
-            }
-            lim.max_hw_discard_sectors = l.max_discard_sectors;
-            lim.max_write_zeroes_sectors = l.max_discard_sectors;
-            lim.discard_granularity = if l.max_discard_sectors != 0 {
-                l.discard_granularity
-            } else {
-                0
-            };
-        })
+        self.start_limits(l).commit()
     }
 
     /// Resets the block size to 512 at detach (the only limits loop.c resets).
@@ -902,17 +905,26 @@ impl DiskRef {
 
     /// Turns off discard (`punch`) and/or write-zeroes (`zero_range`) after the backing file
     /// system said `EOPNOTSUPP`, so the error is logged once (`loop_clear_limits`). Like loop.c
-    /// this runs from the I/O path, without freezing the queue.
+    /// this runs from the I/O path, without freezing the queue. Unlike loop.c it does not wait
+    /// for `limits_lock`: its holder may be freezing the queue (LOOP_SET_BLOCK_SIZE), waiting
+    /// for the very request being handled here. If the lock is taken, the limits stay and the
+    /// next such error tries again.
     pub(crate) fn clear_discard_limits(&self, punch: bool, zero_range: bool) {
-        let _ = self.update_limits(|lim| {
-            if zero_range {
-                lim.max_write_zeroes_sectors = 0;
-            }
-            if punch {
-                lim.max_hw_discard_sectors = 0;
-                lim.discard_granularity = 0;
-            }
-        });
+        let mut lim = pin_init::zeroed::<bindings::queue_limits>();
+        // SAFETY: The queue is valid; on success this holds `limits_lock` with `lim` a copy.
+        if !unsafe { helpers::rust_loop_limits_try_start_update(self.queue(), &mut lim) } {
+            return;
+        }
+        // INVARIANT: `limits_lock` is held.
+        let mut update = LimitsUpdate { disk: *self, lim };
+        if zero_range {
+            update.lim.max_write_zeroes_sectors = 0;
+        }
+        if punch {
+            update.lim.max_hw_discard_sectors = 0;
+            update.lim.discard_granularity = 0;
+        }
+        let _ = update.commit();
     }
 
     /// Freezes the queue: returns once no request is in flight, and keeps new ones out until
@@ -999,6 +1011,54 @@ impl Drop for Frozen {
         // SAFETY: Paired with the freeze in `DiskRef::freeze`.
         unsafe { helpers::rust_loop_unfreeze_queue(self.disk.queue(), self.memflags) };
     }
+}
+
+/// An update of a queue's limits in progress; dropping it without [`LimitsUpdate::commit`]
+/// cancels it.
+///
+/// # Invariants
+///
+/// The queue's `limits_lock` is held by this value, and `lim` started as a copy of its limits.
+pub(crate) struct LimitsUpdate {
+    disk: DiskRef,
+    lim: bindings::queue_limits,
+}
+
+impl LimitsUpdate {
+    /// Validates and applies the new limits, releasing `limits_lock`.
+    pub(crate) fn commit(self) -> Result {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: By the type invariant `limits_lock` is held; this validates, applies and
+        // unlocks, so `drop` must not run (`ManuallyDrop`).
+        to_result(unsafe { bindings::queue_limits_commit_update(this.disk.queue(), &mut this.lim) })
+    }
+}
+
+impl Drop for LimitsUpdate {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `limits_lock` is held, and the update was not committed.
+        unsafe { helpers::rust_loop_limits_cancel_update(self.disk.queue()) };
+    }
+}
+
+fn apply_loop_limits(lim: &mut bindings::queue_limits, l: &LoopLimits) {
+    lim.logical_block_size = l.block_size;
+    lim.physical_block_size = l.block_size;
+    lim.io_min = l.block_size;
+    lim.features &= !(BLK_FEAT_WRITE_CACHE | bindings::BLK_FEAT_ROTATIONAL);
+    if l.write_cache {
+        lim.features |= BLK_FEAT_WRITE_CACHE;
+    }
+    if l.rotational {
+        lim.features |= bindings::BLK_FEAT_ROTATIONAL;
+    }
+    lim.max_hw_discard_sectors = l.max_discard_sectors;
+    lim.max_write_zeroes_sectors = l.max_discard_sectors;
+    lim.discard_granularity = if l.max_discard_sectors != 0 {
+        l.discard_granularity
+    } else {
+        0
+    };
 }
 
 /// An allocated gendisk that is not added yet; dropping it frees it.

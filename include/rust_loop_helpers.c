@@ -86,6 +86,20 @@ void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits 
 	*lim = queue_limits_start_update(q);
 }
 
+/* queue_limits_start_update() without waiting: false if another update is in progress. */
+bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim)
+{
+	if (!mutex_trylock(&q->limits_lock))
+		return false;
+	*lim = q->limits;
+	return true;
+}
+
+void rust_loop_limits_cancel_update(struct request_queue *q)
+{
+	queue_limits_cancel_update(q);
+}
+
 unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev)
 {
 	return bdev_logical_block_size(bdev);

@@ -45,6 +45,8 @@ void rust_loop_disk_set_uevent_suppress(struct gendisk *disk, int val);
 unsigned int rust_loop_freeze_queue(struct request_queue *q);
 void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);
 void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
+bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim);
+void rust_loop_limits_cancel_update(struct request_queue *q);
 
 /* Backing block device properties (blkdev.h). */
 unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
