@@ -19,9 +19,11 @@ start=$(date +%s)
 "$LT_WORK/loop_fuzz" 7 "$calls" "$LT_WORK/img2" /dev/loop0 /dev/loop1 /dev/loop2 /dev/loop3 \
 	>"$LT_WORK/hist.json" || lt_fail "the fuzzer failed"
 lt_log "$calls calls in $(($(date +%s) - start)) s"
-udevadm settle
+# The fuzzer leaves thousands of uevents behind (binds, partition scans); on the debug kernel
+# udev needs more than settle's default 120 s to work through them.
+udevadm settle --timeout=1200
 losetup -D
-udevadm settle
+udevadm settle --timeout=1200
 lt_eq "$(losetup -a)" "" "devices still bound after losetup -D"
 for b in /sys/block/loop*; do
 	i=${b##*/loop}
