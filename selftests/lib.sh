@@ -134,6 +134,19 @@ lt_ext4() {
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
+# lt_same_as_c NAME FILE WHAT: the loop.ko run keeps FILE as NAME (in $LT_SHARED, shared by the
+# two runs of one boot); the rust_loop run fails unless its FILE is identical, showing the diff.
+lt_same_as_c() {
+	local kept=${LT_SHARED:-$LT_WORK}/$1.c
+	if [ "$LT_DRIVER" = c ]; then
+		cp "$2" "$kept"
+		return 0
+	fi
+	[ -f "$kept" ] || lt_skip "no loop.ko $3 to compare with"
+	diff -u "$kept" "$2" | sed 's/^/# /' || true
+	cmp -s "$kept" "$2" || lt_fail "$3 differs from loop.ko's"
+}
+
 # lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).
 lt_bound() { [ -e "/sys/block/$(basename "$1")/loop/offset" ]; }
 

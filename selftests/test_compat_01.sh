@@ -106,12 +106,5 @@ c "ok 0" $ctl ioctl 0x4C81 100 >/dev/null    # LOOP_CTL_REMOVE
 c "errno 19" $ctl ioctl 0x4C81 100 >/dev/null
 c "errno 38" $ctl ioctl 0x4C83 0 >/dev/null  # not a loop-control command: ENOSYS
 
-shared=${LT_SHARED:-$LT_WORK}
-if [ "$LT_DRIVER" = c ]; then
-	cp "$transcript" "$shared/compat_01.c"
-	exit 0
-fi
-[ -f "$shared/compat_01.c" ] || lt_skip "no loop.ko transcript to compare with"
-diff -u "$shared/compat_01.c" "$transcript" | sed 's/^/# /'
-cmp -s "$shared/compat_01.c" "$transcript" || lt_fail "compat transcript differs from loop.ko's"
+lt_same_as_c compat_01 "$transcript" "compat transcript"
 exit 0

@@ -23,12 +23,5 @@ for f in a b c; do
 	sed -i "s|$LT_WORK/$f|WORK/$f|g; s|\b$(stat -c %i "$LT_WORK/$f")\b|INODE_$f|g" "$out"
 done
 losetup -D
-shared=${LT_SHARED:-$LT_WORK}
-if [ "$LT_DRIVER" = c ]; then
-	cp "$out" "$shared/losetup_02.c"
-	exit 0
-fi
-[ -f "$shared/losetup_02.c" ] || lt_skip "no loop.ko output to compare with"
-diff -u "$shared/losetup_02.c" "$out" | sed 's/^/# /'
-cmp -s "$shared/losetup_02.c" "$out" || lt_fail "losetup output differs from loop.ko's"
+lt_same_as_c losetup_02 "$out" "losetup output"
 exit 0
