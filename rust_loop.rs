@@ -8,71 +8,60 @@
 //! `LO_FLAGS_AUTOCLEAR`. The user-space ABI (ioctls, errnos, flags, sysfs `loop/` attributes,
 //! uevents) is loop.c's, so unmodified `losetup` and `mount -o loop` work.
 //!
-//! I/O follows "block: loop: support DIO & AIO": `queue_rq` marks reads and writes for AIO when
-//! the device uses direct I/O and hands every request to the device's kthread worker, which
-//! either submits an async `IOCB_DIRECT` kiocb on the backing file (no double page cache, no
-//! page pinning, fewer context switches) or runs the buffered read/write loop.
-//!
-//! This file is the driver's logic in safe Rust; everything that touches kernel structures
-//! directly is in [`rust_loop_aio`].
+//! This file holds the module, the device registry and `/dev/loop-control`, the device state
+//! machine and the `/dev/loopN` ioctls, all in safe Rust. The seed's I/O path is
+//! [`rust_loop_aio`]; the typed kernel layer under both is in `rust_loop/`, one file per kernel
+//! object.
 
 use core::fmt::Write;
 use kernel::{
-    block::mq::{
-        Operations,
-        Request, //
-    },
+    block::{SECTOR_SHIFT, SECTOR_SIZE},
+    debugfs::{self, Dir},
     pr_warn_once,
     prelude::*,
+    str::CString,
     sync::{
-        aref::ARef,
         atomic::{Acquire, Atomic, Relaxed, Release},
-        global_lock,
-        new_spinlock,
-        Arc,
-        ArcBorrow,
-        SetOnce,
-        SpinLock, //
+        new_spinlock, Arc, SetOnce, SpinLock,
     },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    },
+    uaccess::{UserPtr, UserSlice},
 };
 
 mod rust_loop_aio;
 
-use rust_loop_aio::{
-    capable_sys_admin,
-    clear_nowait,
-    end_request,
-    requeue_request,
-    rq_info,
-    uapi::*,
-    update_request,
-    zero_fill_request,
-    BackingFile,
-    BlkStatus,
-    BlockDevice,
-    CmdHandle,
-    ControlDevice,
-    DevGuard,
-    DevLock,
-    Disk,
-    DiskRef,
-    Engine,
-    LoopAttr,
-    LoopLimits,
-    MajorRegistration,
-    ModuleRef,
-    NewDisk,
-    OpenMode,
-    ReqOp,
-    RwResult,
-    SysfsBuf,
-    FALLOC_FL_PUNCH_HOLE,
-    FALLOC_FL_ZERO_RANGE, //
-};
+// The typed kernel layer: every use of `kernel::bindings` is in these files.
+#[path = "rust_loop/blkdev.rs"]
+mod blkdev;
+#[path = "rust_loop/disk.rs"]
+mod disk;
+#[path = "rust_loop/file.rs"]
+mod file;
+#[path = "rust_loop/helpers.rs"]
+mod helpers;
+#[path = "rust_loop/kworker.rs"]
+mod kworker;
+#[path = "rust_loop/lock.rs"]
+mod lock;
+#[path = "rust_loop/misc.rs"]
+mod misc;
+#[path = "rust_loop/request.rs"]
+mod request;
+#[path = "rust_loop/sysfs.rs"]
+mod sysfs;
+#[path = "rust_loop/task.rs"]
+mod task;
+#[path = "rust_loop/uapi.rs"]
+mod uapi;
+
+use blkdev::{BlockDevice, MajorRegistration, OpenMode, Probe};
+use disk::{Disk, DiskRef, NewDisk, OpenMutexHeld, QueueLimits};
+use file::{BackingFile, BoundFile};
+use lock::{DevGuard, DevLock, IoState, StaticKMutex};
+use misc::{MiscOps, MiscRegistration};
+use rust_loop_aio::Engine;
+use sysfs::{AttrGroup, SysfsBuf};
+use task::{capable_sys_admin, ModuleRef};
+use uapi::*;
 
 module! {
     type: LoopModule,
@@ -103,29 +92,28 @@ const LOOP_CONFIGURE_SETTABLE_FLAGS: u32 =
 /// `LOOP_SET_STATUS*` can set these, and clear only `LO_FLAGS_AUTOCLEAR`.
 const LOOP_SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
 const LOOP_SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
-const SECTOR_SIZE: u32 = 512;
-const MINORBITS: u32 = 20;
+/// `MINORBITS` and `DISK_MAX_PARTS` (`include/linux/kdev_t.h`, `include/linux/blkdev.h`).
+const MINORBITS: u32 = kernel::bindings::MINORBITS;
 const DISK_MAX_PARTS: u32 = 256;
+/// loop.c has one hardware queue per device.
+const NR_HW_QUEUES: u32 = 1;
 
 /// `max_part` turned into the number of minor bits per device (0: partitions get dynamic minors).
 static PART_SHIFT: Atomic<u32> = Atomic::new(0);
 
-global_lock! {
-    // SAFETY: Initialised first thing in `LoopModule::init`.
-    unsafe(uninit) static LOOP_CTL: Mutex<Registry> = Registry::new();
-}
+/// All devices (loop.c's `loop_index_idr` under `loop_ctl_mutex`).
+static LOOP_CTL: StaticKMutex<Registry> = StaticKMutex::new(Registry::new());
 
-global_lock! {
-    // loop.c's `loop_validate_mutex`: serialises binds that walk stacked loop devices
-    // (`validate_file`) against each other and against `LOOP_CLR_FD`.
-    //
-    // SAFETY: Initialised first thing in `LoopModule::init`.
-    unsafe(uninit) static LOOP_VALIDATE: Mutex<()> = ();
-}
+/// loop.c's `loop_validate_mutex`: serialises binds that walk stacked loop devices
+/// (`validate_file`) against each other and against `LOOP_CLR_FD`.
+static LOOP_VALIDATE: StaticKMutex<()> = StaticKMutex::new(());
 
 fn part_shift() -> u32 {
     PART_SHIFT.load(Relaxed)
 }
+
+/// A disk of this driver, borrowed.
+type LoopDisk<'a> = DiskRef<'a, LoopQueue>;
 
 /// Possible states of a device.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -152,8 +140,7 @@ impl LoState {
     }
 }
 
-/// The part of a device's configuration under its mutex (the I/O path's part is
-/// [`rust_loop_aio::IoConfig`]).
+/// The part of a device's configuration under its mutex (the I/O path's part is [`IoConfig`]).
 struct Config {
     /// `LO_FLAGS_AUTOCLEAR` and `LO_FLAGS_PARTSCAN`. `READ_ONLY` and `DIRECT_IO` live in the
     /// `IoConfig`, which the I/O path reads.
@@ -181,6 +168,22 @@ impl Config {
     }
 }
 
+/// What the I/O path reads for every request, without the device mutex (see [`DevLock`]).
+pub(crate) struct IoConfig {
+    file: Option<BoundFile>,
+    offset: u64,
+    /// `LO_FLAGS_DIRECT_IO` as in effect.
+    dio: bool,
+    /// `LO_FLAGS_READ_ONLY`.
+    read_only: bool,
+}
+
+impl IoState for IoConfig {
+    fn file(&self) -> Option<&BackingFile> {
+        self.file.as_deref()
+    }
+}
+
 /// A loop device (loop.c's `struct loop_device`).
 #[pin_data]
 pub(crate) struct LoopDevice {
@@ -189,109 +192,96 @@ pub(crate) struct LoopDevice {
     /// `LOOP_CTL_GET_FREE`, which tolerate a stale value, as in loop.c.
     state: Atomic<u32>,
     #[pin]
-    lock: DevLock<Config>,
+    lock: DevLock<Config, IoConfig>,
     /// The backing file again, for readers that must not take the device mutex (loop.c's
     /// `lo_lock`): binds walking a chain of stacked devices, which would otherwise nest two
     /// device mutexes, and sysfs `backing_file`. Set before the device is `Bound`, cleared
     /// after it no longer is, both under the device mutex.
     #[pin]
     backing: SpinLock<Option<BackingFile>>,
-    disk: DiskRef,
-    /// The worker and per-tag commands, created at first bind.
+    /// The workers, created at first bind.
     engine: SetOnce<Engine>,
 }
 
-/// The blk-mq operations of loop devices.
+/// The blk-mq, block-device, sysfs operations of loop devices.
 pub(crate) struct LoopQueue;
 
-#[vtable]
-impl Operations for LoopQueue {
-    type QueueData = Arc<LoopDevice>;
-
-    fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: ARef<Request<Self>>, _is_last: bool) -> Result {
-        if dev.state() != LoState::Bound {
-            return Err(EIO);
-        }
-        // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
-        // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
-        // life of this request.
-        let use_aio = match rq_info(&rq).op {
-            ReqOp::Read | ReqOp::Write => dev.lock.io_view(&rq).is_some_and(|io| io.dio),
-            _ => false,
-        };
-        dev.engine.as_ref().ok_or(EIO)?.queue(rq, use_aio)
+impl blkdev::Operations for LoopQueue {
+    fn open(disk: LoopDisk<'_>, mode: OpenMode) -> Result {
+        disk.data().open(mode)
     }
 
-    fn commit_rqs(_dev: ArcBorrow<'_, LoopDevice>) {}
-
-    fn complete(rq: ARef<Request<Self>>) {
-        // rust_loop ends its requests itself (in the worker or the kiocb callback) and never
-        // asks blk-mq for a deferred completion, so this is not called; fail safe if it is.
-        end_request(rq, BlkStatus::IOERR);
+    fn release(disk: LoopDisk<'_>, held: &OpenMutexHeld<'_>) {
+        disk.data().release(disk, held);
     }
-}
 
-impl LoopQueue {
-    /// Completes a read or write (`lo_complete_rq`).
-    ///
-    /// Errors: `EOPNOTSUPP` and `ENOSPC` keep their meaning for the writer (`NOTSUPP`,
-    /// `NOSPC`); everything else is an I/O error.
-    ///
-    /// Short transfers: the part done completes, and a remainder that starts on a sector
-    /// boundary is requeued, so it either finishes or reports the real error (loop.c 7.2's
-    /// choice, not the seed's zero-fill). A read that reached the end of the backing file (or a
-    /// remainder that cannot be retried at its position) has the rest zero-filled and fails with
-    /// `EIO`, as loop.c does for a read of 0 bytes. Unlike loop.c, a short write is never
-    /// acknowledged as a whole.
-    pub(crate) fn complete_rw(rq: ARef<Request<LoopQueue>>, res: RwResult) {
-        match res {
-            RwResult::Done => end_request(rq, BlkStatus::OK),
-            RwResult::Error(e) => end_request(rq, rw_error_status(e)),
-            // `blk_update_request` advances the position in whole sectors only: a remainder
-            // starting mid-sector would be retried at the wrong place.
-            RwResult::Partial { done } if done > 0 && done % SECTOR_SIZE == 0 => {
-                update_request(&rq, done);
-                requeue_request(rq);
-            }
-            RwResult::Partial { done } | RwResult::ShortRead { done } => {
-                if done > 0 {
-                    update_request(&rq, done);
-                }
-                if rq_info(&rq).op == ReqOp::Read {
-                    zero_fill_request(&rq);
-                }
-                end_request(rq, BlkStatus::IOERR);
-            }
+    fn ioctl(
+        bdev: &BlockDevice<'_, Self>,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+        compat: bool,
+    ) -> Result<i32> {
+        let disk = bdev.disk();
+        let dev = disk.data();
+        if compat {
+            dev.compat_ioctl(bdev, mode, cmd, arg)
+        } else {
+            dev.ioctl(bdev, mode, cmd, arg)
         }
     }
 }
 
-/// The status a read or write error from the backing file ends its request with.
-fn rw_error_status(e: Error) -> BlkStatus {
-    if e == eopnotsupp() || e == ENOSPC {
-        BlkStatus::from_error(e)
-    } else {
-        BlkStatus::IOERR
+/// The attributes of `/sys/block/loopN/loop/`, in [`AttrGroup::ATTR_NAMES`] order.
+const ATTR_BACKING_FILE: usize = 0;
+const ATTR_OFFSET: usize = 1;
+const ATTR_SIZELIMIT: usize = 2;
+const ATTR_AUTOCLEAR: usize = 3;
+const ATTR_PARTSCAN: usize = 4;
+const ATTR_DIO: usize = 5;
+
+impl AttrGroup for LoopQueue {
+    const GROUP_NAME: &'static CStr = c"loop";
+    const ATTR_NAMES: &'static [&'static CStr] = &[
+        c"backing_file",
+        c"offset",
+        c"sizelimit",
+        c"autoclear",
+        c"partscan",
+        c"dio",
+    ];
+
+    fn show(disk: LoopDisk<'_>, index: usize, out: &mut SysfsBuf<'_>) -> Result {
+        disk.data().show_attr(index, out)
     }
 }
 
 /// Size in 512-byte sectors of a backing file seen through `offset` and `sizelimit`
 /// (`lo_calculate_size`): a trailing partial sector is not part of the device.
 fn calculate_size(file: &BackingFile, offset: u64, sizelimit: u64) -> u64 {
-    let size = u64::try_from(file.size()).unwrap_or(0);
+    size_sectors(file.size(), offset, sizelimit)
+}
+
+/// The arithmetic of [`calculate_size`]: a negative file size counts as 0.
+fn size_sectors(file_size: i64, offset: u64, sizelimit: u64) -> u64 {
+    let size = u64::try_from(file_size).unwrap_or(0);
     let mut size = size.saturating_sub(offset);
     if sizelimit > 0 && sizelimit < size {
         size = sizelimit;
     }
-    size >> 9
+    size >> SECTOR_SHIFT
 }
 
 /// Direct I/O is possible only if the file supports it, the device's logical block size is at
 /// least the file's DIO alignment, and the offset is aligned to it (`lo_can_use_dio`).
 fn can_use_dio(file: &BackingFile, block_size: u32, offset: u64, min_dio_size: u32) -> bool {
-    file.can_direct_io()
-        && block_size >= min_dio_size
-        && offset & u64::from(min_dio_size.max(1) - 1) == 0
+    file.can_direct_io() && dio_allowed(block_size, offset, min_dio_size)
+}
+
+/// The alignment part of [`can_use_dio`].
+fn dio_allowed(block_size: u32, offset: u64, min_dio_size: u32) -> bool {
+    // As loop.c, including its arithmetic for an alignment of 0 (mask of all ones).
+    block_size >= min_dio_size && offset & u64::from(min_dio_size.wrapping_sub(1)) == 0
 }
 
 /// With direct I/O the default block size matches the backing alignment, else 512.
@@ -304,15 +294,26 @@ fn default_block_size(dio: bool, min_dio_size: u32) -> u32 {
 }
 
 /// The limits of a device backed by `file` (`loop_update_limits`).
-fn limits_for(file: &BackingFile, block_size: u32, read_only: bool) -> LoopLimits {
+fn limits_for(file: &BackingFile, block_size: u32, read_only: bool) -> QueueLimits {
     let (granularity, max_discard) = file.discard_config();
-    LoopLimits {
+    QueueLimits {
         block_size,
         write_cache: file.has_fsync() && !read_only,
         rotational: file.rotational(),
         max_discard_sectors: max_discard,
         discard_granularity: granularity,
     }
+}
+
+/// What `LOOP_CONFIGURE` binds, checked.
+struct Binding {
+    file: BackingFile,
+    /// `LO_FLAGS_*` as asked, plus `READ_ONLY` and `DIRECT_IO` where the file forces them.
+    flags: u32,
+    status: StatusInfo,
+    /// 0: the default.
+    block_size: u32,
+    module_ref: ModuleRef,
 }
 
 /// Checked copy of the settable part of a `loop_info64` (`loop_set_status_from_info`).
@@ -369,28 +370,33 @@ fn enosys() -> Error {
     Error::from_errno(-(kernel::bindings::ENOSYS as i32))
 }
 
-fn eopnotsupp() -> Error {
-    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
-}
-
-fn enoioctlcmd() -> Error {
-    Error::from_errno(-(kernel::bindings::ENOIOCTLCMD as i32))
-}
+// ---------------------------------------------------------------------------------------------
+// Device lifecycle: creation, open and last close, unbinding.
 
 impl LoopDevice {
     /// Creates device `number`: tag set, gendisk and state, and adds the disk (`loop_add`).
-    fn create(number: u32) -> Result<(Arc<LoopDevice>, Disk)> {
+    fn create(number: u32) -> Result<(Arc<LoopDevice>, Disk<LoopQueue>)> {
         let depth =
             u32::try_from(*module_parameters::hw_queue_depth.value()).map_err(|_| EINVAL)?;
-        let new_disk = NewDisk::alloc(depth)?;
-        let disk = new_disk.handle();
+        let new_disk = NewDisk::<LoopQueue>::alloc(NR_HW_QUEUES, depth)?;
+        let queue = new_disk.queue_id();
         let dev = Arc::pin_init(
             pin_init!(LoopDevice {
                 number,
                 state: Atomic::new(LoState::Unbound as u32),
-                lock <- DevLock::new(Config::new(), disk),
+                lock <- DevLock::new(
+                    Config::new(),
+                    IoConfig {
+                        file: None,
+                        offset: 0,
+                        dio: false,
+                        read_only: false,
+                    },
+                    queue,
+                    c"rust_loop::lo_mutex",
+                    kernel::static_lock_class!(),
+                ),
                 backing <- new_spinlock!(None, "rust_loop::lo_lock"),
-                disk,
                 engine: SetOnce::new(),
             }),
             GFP_KERNEL,
@@ -404,13 +410,18 @@ impl LoopDevice {
     }
 
     /// Changes the state; the device mutex must be held.
-    fn set_state(&self, _guard: &DevGuard<'_, Config>, state: LoState) {
+    fn set_state(&self, _guard: &DevGuard<'_, Config, IoConfig>, state: LoState) {
         self.state.store(state as u32, Release);
     }
 
+    /// The workers, once the device was first bound.
+    fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
     /// `->open`: unbound devices can be opened (to bind them); dying ones cannot.
-    pub(crate) fn open(&self, _mode: OpenMode) -> Result {
-        let _g = self.lock.lock();
+    fn open(&self, _mode: OpenMode) -> Result {
+        let _g = self.lock.lock_killable()?;
         match self.state() {
             LoState::Rundown | LoState::Deleting => Err(ENXIO),
             _ => Ok(()),
@@ -419,8 +430,8 @@ impl LoopDevice {
 
     /// `->release`: on the last close of a device marked for autoclear, or on which
     /// `LOOP_CLR_FD` was called, unbind it.
-    pub(crate) fn release(&self) {
-        if self.disk.openers() > 0 {
+    fn release(&self, disk: LoopDisk<'_>, held: &OpenMutexHeld<'_>) {
+        if disk.openers() > 0 {
             return;
         }
         let need_clear = {
@@ -431,37 +442,44 @@ impl LoopDevice {
             self.state() == LoState::Rundown
         };
         if need_clear {
-            self.unbind();
+            self.unbind(disk, held);
         }
     }
 
     /// Tears the binding down (`__loop_clr_fd`). Runs from the final `->release` (with
     /// `open_mutex` held) in `Rundown`, which keeps everyone else away.
-    fn unbind(&self) {
-        let disk = self.disk;
+    fn unbind(&self, disk: LoopDisk<'_>, held: &OpenMutexHeld<'_>) {
         let (file, module_ref, sysfs_inited) = {
             let mut g = self.lock.lock();
-            let mut f = g.freeze();
-            let (cfg, io) = f.parts();
-            io.offset = 0;
-            io.dio = false;
-            io.read_only = false;
-            cfg.sizelimit = 0;
-            cfg.file_name = [0; LO_NAME_SIZE];
-            // Its own statement: the spinlock must be released before the queue is unfrozen
-            // (which sleeps), and a guard in the block's tail expression would outlive `f`.
+            let (file, module_ref, sysfs_inited) = match g.freeze(disk) {
+                Ok(mut f) => {
+                    let (cfg, io) = f.parts();
+                    io.offset = 0;
+                    io.dio = false;
+                    io.read_only = false;
+                    cfg.sizelimit = 0;
+                    cfg.file_name = [0; LO_NAME_SIZE];
+                    // Restores the page-cache gfp mask now; the file itself goes later.
+                    let file = io.file.take().map(BoundFile::unbind);
+                    (
+                        file,
+                        cfg.module_ref.take(),
+                        core::mem::take(&mut cfg.sysfs_inited),
+                    )
+                }
+                // Cannot happen: `disk` is this device's disk (`->release` of it).
+                Err(_) => (None, None, false),
+            };
+            // After the freeze guard: the spinlock must not be held while the queue is unfrozen
+            // (which sleeps).
             let mirror = self.backing.lock().take();
-            (
-                (io.file.take(), mirror),
-                cfg.module_ref.take(),
-                core::mem::take(&mut cfg.sysfs_inited),
-            )
+            ((file, mirror), module_ref, sysfs_inited)
         };
         disk.reset_block_size();
         disk.invalidate();
         // Not under the device mutex: removing the group waits for readers, which take it.
         if sysfs_inited {
-            disk.remove_sysfs_group();
+            sysfs::remove_group(disk);
         }
         // Let user space know about this change.
         disk.uevent_change();
@@ -470,7 +488,7 @@ impl LoopDevice {
         disk.force_media_change();
         // Remove all partitions, including ones added by hand with BLKPG, which may exist even
         // without LO_FLAGS_PARTSCAN. `open_mutex` is held already on the release path.
-        if let Err(e) = disk.drop_partitions_in_release() {
+        if let Err(e) = disk.drop_partitions(held) {
             pr_warn!(
                 "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
                 self.number,
@@ -489,88 +507,22 @@ impl LoopDevice {
         // dropping it can take `open_mutex`, which is taken before the device mutex elsewhere.
         drop(file);
     }
+}
 
-    /// Handles one request in the worker (`loop_handle_cmd` + `do_req_filebacked`).
-    pub(crate) fn handle_cmd(&self, cmd: CmdHandle<'_>) {
-        // We can block in this context, so ignore REQ_NOWAIT.
-        clear_nowait(cmd.request());
-        let info = cmd.info();
-        let result = {
-            let Some(io) = self.lock.io_view(cmd.request()) else {
-                return cmd.finish(BlkStatus::IOERR);
-            };
-            let Some(file) = io.file.as_deref() else {
-                return cmd.finish(BlkStatus::IOERR);
-            };
-            let pos = (info.sector << 9).checked_add(io.offset);
-            if info.op.is_write() && io.read_only {
-                Err(EIO)
-            } else {
-                match (info.op, pos) {
-                    (ReqOp::Read | ReqOp::Write, Some(pos)) => {
-                        // `read_write` completes the request, now or from the kiocb callback.
-                        return cmd.read_write(&self.lock, pos, info.op == ReqOp::Write);
-                    }
-                    (ReqOp::Flush, _) => file.fsync(),
-                    (ReqOp::WriteZeroes { unmap }, Some(pos)) => {
-                        // If the caller doesn't want deallocation, zero the range; otherwise
-                        // punch it out.
-                        let mode = if unmap {
-                            FALLOC_FL_PUNCH_HOLE
-                        } else {
-                            FALLOC_FL_ZERO_RANGE
-                        };
-                        self.fallocate(file, mode, pos, info.bytes)
-                    }
-                    (ReqOp::Discard, Some(pos)) => {
-                        self.fallocate(file, FALLOC_FL_PUNCH_HOLE, pos, info.bytes)
-                    }
-                    (ReqOp::Other(op), _) => {
-                        pr_warn_once!("loop{}: unexpected request op {}\n", self.number, op);
-                        Err(EIO)
-                    }
-                    _ => Err(EIO),
-                }
-            }
-        };
-        // Non-AIO commands: EOPNOTSUPP passes through, every other error is EIO.
-        let status = match result {
-            Ok(()) => BlkStatus::OK,
-            Err(e) if e == eopnotsupp() => BlkStatus::NOTSUPP,
-            Err(_) => BlkStatus::IOERR,
-        };
-        cmd.finish(status);
-    }
+// ---------------------------------------------------------------------------------------------
+// The `/dev/loopN` ioctls: binding and unbinding.
 
-    /// Discard / write-zeroes through `->fallocate` (`lo_fallocate`).
-    fn fallocate(&self, file: &BackingFile, mode: i32, pos: u64, bytes: u32) -> Result {
-        if self.disk.max_discard_sectors() == 0 {
-            return Err(eopnotsupp());
-        }
-        match file.fallocate(mode, pos, u64::from(bytes)) {
-            Err(e) if e == eopnotsupp() => {
-                // The limits were set hoping fallocate works; clear them now that it does not,
-                // so the block layer logs the error once.
-                self.disk.clear_discard_limits(
-                    mode & FALLOC_FL_PUNCH_HOLE != 0,
-                    mode & FALLOC_FL_ZERO_RANGE != 0,
-                );
-                Err(e)
-            }
-            Err(e) if e == EINVAL => Err(e),
-            Err(_) => Err(EIO),
-            Ok(()) => Ok(()),
-        }
-    }
-
-    /// The `/dev/loopN` ioctls (`lo_ioctl`).
-    pub(crate) fn ioctl(
+impl LoopDevice {
+    /// The `/dev/loopN` ioctls (`lo_ioctl`): one arm per command, each a call (hence the
+    /// length).
+    fn ioctl(
         &self,
-        bdev: &BlockDevice,
+        bdev: &BlockDevice<'_, LoopQueue>,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
     ) -> Result<i32> {
+        let disk = bdev.disk();
         let may_change = || {
             if mode.write() || capable_sys_admin() {
                 Ok(())
@@ -594,11 +546,11 @@ impl LoopDevice {
                 self.configure(bdev, mode, &config)
             }
             LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32),
-            LOOP_CLR_FD => self.clr_fd(),
+            LOOP_CLR_FD => self.clr_fd(disk),
             LOOP_SET_STATUS => {
                 may_change()?;
                 let old = read_user::<LoopInfo>(arg)?;
-                self.set_status(&info64_from_old(&old))
+                self.set_status(disk, &info64_from_old(&old))
             }
             LOOP_GET_STATUS => {
                 if arg == 0 {
@@ -610,7 +562,7 @@ impl LoopDevice {
             LOOP_SET_STATUS64 => {
                 may_change()?;
                 let info = read_user::<LoopInfo64>(arg)?;
-                self.set_status(&info)
+                self.set_status(disk, &info)
             }
             LOOP_GET_STATUS64 => {
                 if arg == 0 {
@@ -625,55 +577,66 @@ impl LoopDevice {
             }
             LOOP_SET_CAPACITY => {
                 may_change()?;
-                self.set_capacity()
+                self.set_capacity(disk)
             }
             LOOP_SET_DIRECT_IO => {
                 may_change()?;
-                self.set_dio(arg != 0)
+                self.set_dio(disk, arg != 0)
             }
             _ => {
                 // Unknown commands still wait for the mutex first, as `lo_simple_ioctl`.
-                let _g = self.lock.lock();
+                let _g = self.lock.lock_killable()?;
                 Err(EINVAL)
             }
         }
     }
 
     /// The 32-bit compat ioctls (`lo_compat_ioctl`).
-    pub(crate) fn compat_ioctl(
+    fn compat_ioctl(
         &self,
-        bdev: &BlockDevice,
+        bdev: &BlockDevice<'_, LoopQueue>,
         mode: OpenMode,
         cmd: u32,
         arg: usize,
     ) -> Result<i32> {
         match cmd {
             // The legacy `struct loop_info` differs for 32-bit callers (compat_loop_info).
-            LOOP_SET_STATUS | LOOP_GET_STATUS => compat::status_ioctl(self, cmd, arg),
+            LOOP_SET_STATUS | LOOP_GET_STATUS => compat::status_ioctl(self, bdev.disk(), cmd, arg),
             // Pointer arguments: `compat_ptr` zero-extends, which `arg` already is.
             LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
             | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE
             | LOOP_SET_DIRECT_IO => self.ioctl(bdev, mode, cmd, arg & 0xffff_ffff),
-            _ => Err(enoioctlcmd()),
+            _ => Err(ENOIOCTLCMD),
         }
     }
 
     /// Binds a backing file (`loop_configure`).
-    fn configure(&self, bdev: &BlockDevice, mode: OpenMode, config: &LoopConfig) -> Result<i32> {
+    fn configure(
+        &self,
+        bdev: &BlockDevice<'_, LoopQueue>,
+        mode: OpenMode,
+        config: &LoopConfig,
+    ) -> Result<i32> {
+        let disk = bdev.disk();
         let file = BackingFile::fget(config.fd)?;
         file.check_ops()?;
-        let is_loop = file.as_loop_device().is_some();
-        // Safe: the open file of this ioctl holds a module reference already.
+        let is_loop = file.loop_disk(disk).is_some();
+        // The open file of this ioctl holds a module reference already; this one is the
+        // binding's.
         let module_ref = ModuleRef::get();
         // If we don't hold an exclusive handle for the device, upgrade to one here to avoid
         // changing the device under an exclusive owner.
         let claim = bdev.claim(mode)?;
-        let global = is_loop.then(|| LOOP_VALIDATE.lock());
-        let mut g = self.lock.lock();
+        let global = if is_loop {
+            Some(LOOP_VALIDATE.lock_killable()?)
+        } else {
+            None
+        };
+        let mut g = self.lock.lock_killable()?;
         if self.state() != LoState::Unbound {
             return Err(EBUSY);
         }
-        self.validate_file(&file, bdev.devt())?;
+        self.validate_file(disk, &file, bdev.devt())?;
         let info = &config.info;
         if info.lo_flags & !LOOP_CONFIGURE_SETTABLE_FLAGS != 0 {
             return Err(EINVAL);
@@ -683,33 +646,61 @@ impl LoopDevice {
         if !file.writable() || !mode.write() || !file.has_write_iter() {
             flags |= LO_FLAGS_READ_ONLY;
         }
-        let read_only = flags & LO_FLAGS_READ_ONLY != 0;
-        if self.engine.as_ref().is_none() {
-            let depth =
-                u32::try_from(*module_parameters::hw_queue_depth.value()).map_err(|_| EINVAL)?;
-            self.engine.populate(Engine::new(self, self.number, depth)?);
-        }
-
-        let disk = self.disk;
-        // Suppress uevents while reconfiguring the device.
-        disk.suppress_uevents(true);
-        disk.force_media_change();
-        disk.set_read_only(read_only);
         // An O_DIRECT backing fd asks for direct I/O by itself.
         if file.opened_direct() {
             flags |= LO_FLAGS_DIRECT_IO;
         }
+        if self.engine().is_none() {
+            self.engine
+                .populate(Engine::new(self.number, NR_HW_QUEUES)?);
+        }
+        let binding = Binding {
+            file,
+            flags,
+            status,
+            block_size: config.block_size,
+            module_ref,
+        };
+        let partscan = self.bind(&mut g, disk, binding)?;
+        let file_name = g.file_name;
+        drop(g);
+        drop(global);
+        if partscan {
+            self.reread_partitions(disk, &file_name);
+        }
+        drop(claim);
+        Ok(0)
+    }
+
+    /// The binding itself, with the checks done and the device mutex held (the second half of
+    /// `loop_configure`). Returns whether to scan partitions once the locks are dropped.
+    fn bind(
+        &self,
+        g: &mut DevGuard<'_, Config, IoConfig>,
+        disk: LoopDisk<'_>,
+        b: Binding,
+    ) -> Result<bool> {
+        let Binding {
+            file,
+            flags,
+            status,
+            block_size,
+            module_ref,
+        } = b;
+        let read_only = flags & LO_FLAGS_READ_ONLY != 0;
+        // Suppress uevents while reconfiguring the device.
+        let suppressed = disk.suppress_uevents();
+        disk.force_media_change();
+        disk.set_read_only(read_only);
         let min_dio_size = file.min_dio_size();
-        let block_size = match config.block_size {
+        let block_size = match block_size {
             0 => default_block_size(flags & LO_FLAGS_DIRECT_IO != 0, min_dio_size),
             bs => bs,
         };
         // The device is not bound yet, so nothing is in flight. Unlike loop.c (whose error path
-        // here leaves uevents suppressed and the file's gfp mask changed), nothing is bound yet.
-        if let Err(e) = disk.set_limits(&limits_for(&file, block_size, read_only)) {
-            disk.suppress_uevents(false);
-            return Err(e);
-        }
+        // here leaves uevents suppressed and the file's gfp mask changed), a failure leaves the
+        // binding as it was.
+        disk.set_limits(&limits_for(&file, block_size, read_only))?;
         // We might switch to direct I/O mode for the loop device: write back all dirty data in
         // the page cache now, so that the individual I/O operations don't have to do that.
         let _ = file.fsync();
@@ -717,7 +708,7 @@ impl LoopDevice {
             && can_use_dio(&file, block_size, status.offset, min_dio_size);
         let size = calculate_size(&file, status.offset, status.sizelimit);
         {
-            let mut f = g.freeze();
+            let mut f = g.freeze(disk)?;
             let (cfg, io) = f.parts();
             *self.backing.lock() = Some(file.clone());
             io.file = Some(file.bind());
@@ -730,9 +721,9 @@ impl LoopDevice {
             cfg.min_dio_size = min_dio_size;
             cfg.module_ref = Some(module_ref);
         }
-        g.sysfs_inited = disk.add_sysfs_group();
+        g.sysfs_inited = sysfs::add_group(disk);
         disk.set_size(size);
-        self.set_state(&g, LoState::Bound);
+        self.set_state(g, LoState::Bound);
         if part_shift() != 0 {
             g.flags |= LO_FLAGS_PARTSCAN;
         }
@@ -740,16 +731,9 @@ impl LoopDevice {
         if partscan {
             disk.set_partscan(true);
         }
-        disk.suppress_uevents(false);
+        drop(suppressed);
         disk.uevent_change();
-        let file_name = g.file_name;
-        drop(g);
-        drop(global);
-        if partscan {
-            self.reread_partitions(&file_name);
-        }
-        drop(claim);
-        Ok(0)
+        Ok(partscan)
     }
 
     /// Refuses a backing file that is this device, directly or through a chain of loop
@@ -758,17 +742,24 @@ impl LoopDevice {
     /// Called with `LOOP_VALIDATE` held when `file` is a loop device: a device of the chain that
     /// is bound stays bound meanwhile (unbinding starts in `clr_fd`, under the same lock), and
     /// its backing file is read under its `backing` spinlock, never its mutex.
-    fn validate_file(&self, file: &BackingFile, devt: u32) -> Result {
+    fn validate_file(&self, disk: LoopDisk<'_>, file: &BackingFile, devt: u32) -> Result {
         let mut next = file.clone();
-        while let Some((rdev, l)) = next.as_loop_device() {
-            if rdev == devt {
-                return Err(EBADF);
-            }
-            if l.state() != LoState::Bound {
-                return Err(EINVAL);
-            }
-            let backing = l.backing.lock().clone();
-            next = backing.ok_or(EINVAL)?;
+        loop {
+            let backing = {
+                let Some((rdev, lower)) = next.loop_disk(disk) else {
+                    break;
+                };
+                if rdev == devt {
+                    return Err(EBADF);
+                }
+                let l = lower.data();
+                if l.state() != LoState::Bound {
+                    return Err(EINVAL);
+                }
+                let backing = l.backing.lock().clone();
+                backing.ok_or(EINVAL)?
+            };
+            next = backing;
         }
         if !file.is_regular() && !file.is_block_device() {
             return Err(EINVAL);
@@ -778,95 +769,119 @@ impl LoopDevice {
 
     /// Swaps the backing file of a read-only device for one of the same size
     /// (`loop_change_fd`), e.g. for installers to release the original medium.
-    fn change_fd(&self, bdev: &BlockDevice, fd: u32) -> Result<i32> {
-        let disk = self.disk;
+    fn change_fd(&self, bdev: &BlockDevice<'_, LoopQueue>, fd: u32) -> Result<i32> {
+        let disk = bdev.disk();
         let res = self.change_fd_inner(bdev, fd);
         // A change event is sent even on failure, as loop.c does.
         disk.uevent_change();
         res.map(|()| 0)
     }
 
-    fn change_fd_inner(&self, bdev: &BlockDevice, fd: u32) -> Result {
+    fn change_fd_inner(&self, bdev: &BlockDevice<'_, LoopQueue>, fd: u32) -> Result {
+        let disk = bdev.disk();
         let file = BackingFile::fget(fd)?;
         file.check_ops()?;
-        let disk = self.disk;
-        disk.suppress_uevents(true);
-        let res = (|| {
-            let is_loop = file.as_loop_device().is_some();
-            let global = is_loop.then(|| LOOP_VALIDATE.lock());
-            let mut g = self.lock.lock();
-            if self.state() != LoState::Bound {
-                return Err(ENXIO);
-            }
-            // The loop device has to be read-only.
-            if !g.io().read_only {
-                return Err(EINVAL);
-            }
-            self.validate_file(&file, bdev.devt())?;
-            let old = g.io().file.as_deref().cloned().ok_or(ENXIO)?;
-            let offset = g.io().offset;
-            let sizelimit = g.sizelimit;
-            // The size of the new backing store needs to be the same.
-            if calculate_size(&file, offset, sizelimit) != calculate_size(&old, offset, sizelimit) {
-                return Err(EINVAL);
-            }
-            // We might switch to direct I/O mode: write back dirty data now.
-            let _ = file.fsync();
-            disk.force_media_change();
-            let min_dio_size = file.min_dio_size();
-            let block_size = disk.logical_block_size();
-            let old_bound = {
-                let mut f = g.freeze();
-                let (cfg, io) = f.parts();
-                let dio = (io.dio || file.opened_direct())
-                    && can_use_dio(&file, block_size, offset, min_dio_size);
-                let old_bound = io.file.replace(file.clone().bind());
-                let old_mirror = self.backing.lock().replace(file.clone());
-                io.dio = dio;
-                cfg.min_dio_size = min_dio_size;
-                (old_bound, old_mirror)
-            };
-            let partscan = g.flags & LO_FLAGS_PARTSCAN != 0;
-            let file_name = g.file_name;
-            drop(g);
-            drop(global);
-            // Let walkers of stacked devices that may still look at the old file finish before
-            // the last reference to it goes.
-            drop(LOOP_VALIDATE.lock());
-            drop(old_bound);
-            Ok((partscan, file_name))
-        })();
-        disk.suppress_uevents(false);
-        let (partscan, file_name) = res?;
+        let suppressed = disk.suppress_uevents();
+        let is_loop = file.loop_disk(disk).is_some();
+        let global = if is_loop {
+            Some(LOOP_VALIDATE.lock_killable()?)
+        } else {
+            None
+        };
+        let mut g = self.lock.lock_killable()?;
+        if self.state() != LoState::Bound {
+            return Err(ENXIO);
+        }
+        // The loop device has to be read-only.
+        if !g.io().read_only {
+            return Err(EINVAL);
+        }
+        self.validate_file(disk, &file, bdev.devt())?;
+        let old_size = {
+            let io = g.io();
+            let old = io.file.as_deref().ok_or(ENXIO)?;
+            calculate_size(old, io.offset, g.sizelimit)
+        };
+        // The size of the new backing store needs to be the same.
+        if calculate_size(&file, g.io().offset, g.sizelimit) != old_size {
+            return Err(EINVAL);
+        }
+        // We might switch to direct I/O mode: write back dirty data now.
+        let _ = file.fsync();
+        disk.force_media_change();
+        let min_dio_size = file.min_dio_size();
+        let block_size = disk.logical_block_size();
+        let old = {
+            let mut f = g.freeze(disk)?;
+            let (cfg, io) = f.parts();
+            let dio = (io.dio || file.opened_direct())
+                && can_use_dio(&file, block_size, io.offset, min_dio_size);
+            // The old file's mask is restored before the new one is masked: the two may share
+            // one mapping (the same image opened twice).
+            let old_file = io.file.as_mut().map(|bound| bound.rebind(file.clone()));
+            let old_mirror = self.backing.lock().replace(file.clone());
+            io.dio = dio;
+            cfg.min_dio_size = min_dio_size;
+            (old_file, old_mirror)
+        };
+        let partscan = g.flags & LO_FLAGS_PARTSCAN != 0;
+        let file_name = g.file_name;
+        drop(g);
+        drop(global);
+        // Let walkers of stacked devices that may still look at the old file finish before the
+        // last reference to it goes.
+        drop(LOOP_VALIDATE.lock());
+        drop(old);
+        drop(suppressed);
         if partscan {
-            self.reread_partitions(&file_name);
+            self.reread_partitions(disk, &file_name);
         }
         Ok(())
     }
 
     /// Marks the device for unbinding at last close (`loop_clr_fd`). Never `EBUSY`: a mounted
     /// device is detached at unmount.
-    fn clr_fd(&self) -> Result<i32> {
+    fn clr_fd(&self, disk: LoopDisk<'_>) -> Result<i32> {
         // Under the global lock, so that a concurrent bind walking a chain through this device
         // sees it as unbound.
-        let _global = LOOP_VALIDATE.lock();
-        let mut g = self.lock.lock();
+        let _global = LOOP_VALIDATE.lock_killable()?;
+        let mut g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
         // Mark the device for removing the backing device on last close. If we are the only
         // opener, also switch the state to rundown here to prevent new openers from coming in.
         g.flags |= LO_FLAGS_AUTOCLEAR;
-        if self.disk.openers() == 1 {
+        if disk.openers() == 1 {
             self.set_state(&g, LoState::Rundown);
         }
         Ok(0)
     }
 
+    fn reread_partitions(&self, disk: LoopDisk<'_>, file_name: &[u8; LO_NAME_SIZE]) {
+        if let Err(e) = disk.reread_partitions() {
+            let len = file_name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(LO_NAME_SIZE);
+            let name = core::str::from_utf8(&file_name[..len]).unwrap_or("?");
+            pr_warn!(
+                "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
+                self.number,
+                name,
+                e.to_errno()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `/dev/loopN` ioctls: status, capacity, direct I/O, block size; sysfs.
+
+impl LoopDevice {
     /// `LOOP_SET_STATUS64` (`loop_set_status`).
-    fn set_status(&self, info: &LoopInfo64) -> Result<i32> {
-        let disk = self.disk;
-        let mut g = self.lock.lock();
+    fn set_status(&self, disk: LoopDisk<'_>, info: &LoopInfo64) -> Result<i32> {
+        let mut g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
@@ -877,7 +892,7 @@ impl LoopDevice {
         let block_size = disk.logical_block_size();
         let partscan = {
             // I/O needs to be drained before changing the offset or size limit.
-            let mut f = g.freeze();
+            let mut f = g.freeze(disk)?;
             let (cfg, io) = f.parts();
             let status = StatusInfo::from_info(info)?;
             io.offset = status.offset;
@@ -900,17 +915,17 @@ impl LoopDevice {
             disk.set_partscan(true);
         }
         if size_changed {
-            let size = g
-                .io()
+            let io = g.io();
+            let size = io
                 .file
                 .as_deref()
-                .map_or(0, |file| calculate_size(file, g.io().offset, g.sizelimit));
+                .map_or(0, |file| calculate_size(file, io.offset, g.sizelimit));
             disk.set_size(size);
         }
         let file_name = g.file_name;
         drop(g);
         if partscan {
-            self.reread_partitions(&file_name);
+            self.reread_partitions(disk, &file_name);
         }
         Ok(0)
     }
@@ -918,7 +933,7 @@ impl LoopDevice {
     /// `LOOP_GET_STATUS64` (`loop_get_status`): the effective flags, and the backing file's
     /// identity, read without the device mutex.
     fn get_status(&self) -> Result<LoopInfo64> {
-        let g = self.lock.lock();
+        let g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
@@ -943,20 +958,19 @@ impl LoopDevice {
 
     /// `LOOP_SET_CAPACITY`: re-reads the backing file's size (`loop_set_capacity`). The block
     /// size stays, so a mounted file system keeps working.
-    fn set_capacity(&self) -> Result<i32> {
-        let g = self.lock.lock();
+    fn set_capacity(&self, disk: LoopDisk<'_>) -> Result<i32> {
+        let g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
         let file = g.io().file.as_deref().ok_or(ENXIO)?;
-        self.disk
-            .set_size(calculate_size(file, g.io().offset, g.sizelimit));
+        disk.set_size(calculate_size(file, g.io().offset, g.sizelimit));
         Ok(0)
     }
 
     /// `LOOP_SET_DIRECT_IO` (`loop_set_dio`): `EINVAL` if direct I/O is not possible.
-    fn set_dio(&self, use_dio: bool) -> Result<i32> {
-        let mut g = self.lock.lock();
+    fn set_dio(&self, disk: LoopDisk<'_>, use_dio: bool) -> Result<i32> {
+        let mut g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
@@ -967,7 +981,7 @@ impl LoopDevice {
             let file = g.io().file.as_deref().ok_or(ENXIO)?;
             if !can_use_dio(
                 file,
-                self.disk.logical_block_size(),
+                disk.logical_block_size(),
                 g.io().offset,
                 g.min_dio_size,
             ) {
@@ -977,20 +991,25 @@ impl LoopDevice {
             let _ = file.fsync();
         }
         // Freezing drains in-flight requests, so no request mixes the two modes.
-        let mut f = g.freeze();
+        let mut f = g.freeze(disk)?;
         f.parts().1.dio = use_dio;
         Ok(0)
     }
 
     /// `LOOP_SET_BLOCK_SIZE` (`loop_set_block_size`): `ENXIO` when unbound, which user space
     /// tells apart from `EINVAL` ("not supported").
-    fn set_block_size(&self, bdev: &BlockDevice, mode: OpenMode, arg: usize) -> Result<i32> {
+    fn set_block_size(
+        &self,
+        bdev: &BlockDevice<'_, LoopQueue>,
+        mode: OpenMode,
+        arg: usize,
+    ) -> Result<i32> {
+        let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
-        let mut g = self.lock.lock();
+        let mut g = self.lock.lock_killable()?;
         if self.state() != LoState::Bound {
             return Err(ENXIO);
         }
-        let disk = self.disk;
         if disk.logical_block_size() as usize == arg {
             return Ok(0);
         }
@@ -1006,7 +1025,7 @@ impl LoopDevice {
         let file = io.file.as_deref().ok_or(ENXIO)?;
         // The limits update starts before the freeze: the block layer's lock order.
         let update = disk.start_limits(&limits_for(file, block_size, io.read_only));
-        let mut f = g.freeze();
+        let mut f = g.freeze(disk)?;
         let (_cfg, io) = f.parts();
         let res = update.commit();
         if let (true, Some(file)) = (io.dio, io.file.as_deref()) {
@@ -1015,25 +1034,9 @@ impl LoopDevice {
         res.map(|()| 0)
     }
 
-    fn reread_partitions(&self, file_name: &[u8; LO_NAME_SIZE]) {
-        if let Err(e) = self.disk.reread_partitions() {
-            let len = file_name
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(LO_NAME_SIZE);
-            let name = core::str::from_utf8(&file_name[..len]).unwrap_or("?");
-            pr_warn!(
-                "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
-                self.number,
-                name,
-                e.to_errno()
-            );
-        }
-    }
-
     /// Shows one attribute of `/sys/block/loopN/loop/`.
-    pub(crate) fn show_attr(&self, attr: LoopAttr, out: &mut SysfsBuf<'_>) -> Result {
-        if let LoopAttr::BackingFile = attr {
+    fn show_attr(&self, index: usize, out: &mut SysfsBuf<'_>) -> Result {
+        if index == ATTR_BACKING_FILE {
             // Like loop.c, under the spinlock only; the path is written outside it.
             let file = self.backing.lock().clone();
             if let Some(file) = file {
@@ -1045,13 +1048,13 @@ impl LoopDevice {
         let g = self.lock.lock();
         let io = g.io();
         let flag = |set: bool| if set { "1" } else { "0" };
-        let res = match attr {
-            LoopAttr::BackingFile => Ok(()),
-            LoopAttr::Offset => writeln!(out, "{}", io.offset),
-            LoopAttr::Sizelimit => writeln!(out, "{}", g.sizelimit),
-            LoopAttr::Autoclear => writeln!(out, "{}", flag(g.flags & LO_FLAGS_AUTOCLEAR != 0)),
-            LoopAttr::Partscan => writeln!(out, "{}", flag(g.flags & LO_FLAGS_PARTSCAN != 0)),
-            LoopAttr::Dio => writeln!(out, "{}", flag(io.dio)),
+        let res = match index {
+            ATTR_OFFSET => writeln!(out, "{}", io.offset),
+            ATTR_SIZELIMIT => writeln!(out, "{}", g.sizelimit),
+            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(g.flags & LO_FLAGS_AUTOCLEAR != 0)),
+            ATTR_PARTSCAN => writeln!(out, "{}", flag(g.flags & LO_FLAGS_PARTSCAN != 0)),
+            ATTR_DIO => writeln!(out, "{}", flag(io.dio)),
+            _ => return Err(EINVAL),
         };
         res.map_err(|_| EINVAL)
     }
@@ -1120,23 +1123,38 @@ mod compat {
     // SAFETY: As above.
     unsafe impl kernel::transmute::AsBytes for CompatLoopInfo {}
 
-    pub(super) fn status_ioctl(dev: &LoopDevice, cmd: u32, arg: usize) -> Result<i32> {
+    pub(super) fn status_ioctl(
+        dev: &LoopDevice,
+        disk: LoopDisk<'_>,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
         if cmd == LOOP_SET_STATUS {
             let c = read_user::<CompatLoopInfo>(arg)?;
-            let mut info = LoopInfo64::zeroed();
-            info.lo_number = c.lo_number as u32;
-            info.lo_device = u64::from(c.lo_device);
-            info.lo_inode = u64::from(c.lo_inode);
-            info.lo_rdevice = u64::from(c.lo_rdevice);
-            info.lo_offset = i64::from(c.lo_offset) as u64;
-            info.lo_flags = c.lo_flags as u32;
-            info.lo_file_name = c.lo_name;
-            return dev.set_status(&info);
+            return dev.set_status(disk, &from_compat(&c));
         }
         if arg == 0 {
             return Err(EINVAL);
         }
-        let info = dev.get_status()?;
+        let c = to_compat(&dev.get_status()?)?;
+        write_user(arg, &c).map(|()| 0)
+    }
+
+    /// `loop_info64_from_compat`: the compat struct has no size limit.
+    pub(super) fn from_compat(c: &CompatLoopInfo) -> LoopInfo64 {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_number = c.lo_number as u32;
+        info.lo_device = u64::from(c.lo_device);
+        info.lo_inode = u64::from(c.lo_inode);
+        info.lo_rdevice = u64::from(c.lo_rdevice);
+        info.lo_offset = i64::from(c.lo_offset) as u64;
+        info.lo_flags = c.lo_flags as u32;
+        info.lo_file_name = c.lo_name;
+        info
+    }
+
+    /// `loop_info64_to_compat`: `EOVERFLOW` if a value does not fit the compat struct.
+    pub(super) fn to_compat(info: &LoopInfo64) -> Result<CompatLoopInfo> {
         let c = CompatLoopInfo {
             lo_number: info.lo_number as i32,
             lo_device: info.lo_device as u16,
@@ -1160,7 +1178,7 @@ mod compat {
         {
             return Err(EOVERFLOW);
         }
-        write_user(arg, &c).map(|()| 0)
+        Ok(c)
     }
 }
 
@@ -1174,18 +1192,23 @@ struct Entry {
     visible: bool,
     dev: Arc<LoopDevice>,
     /// Taken out (and dropped, deleting the disk) by removal.
-    disk: Option<Disk>,
+    disk: Option<Disk<LoopQueue>>,
+    /// `/sys/kernel/debug/rust_loop/loopN/`, if debugfs is there.
+    _debug: Option<DebugDir>,
 }
 
 /// All devices, sorted by number (loop.c's `loop_index_idr` under `loop_ctl_mutex`).
 struct Registry {
     entries: KVec<Entry>,
+    /// `/sys/kernel/debug/rust_loop/`.
+    debugfs: Option<Dir>,
 }
 
 impl Registry {
     const fn new() -> Self {
         Self {
             entries: KVec::new(),
+            debugfs: None,
         }
     }
 
@@ -1208,7 +1231,7 @@ impl Registry {
 
 /// Creates device `i`, or the lowest free one if `i` is negative (`loop_add`).
 fn loop_add(i: i32) -> Result<i32> {
-    let mut reg = LOOP_CTL.lock();
+    let mut reg = LOOP_CTL.lock_killable()?;
     let number = match u32::try_from(i) {
         Ok(n) => {
             if reg.position(n).is_ok() {
@@ -1222,11 +1245,17 @@ fn loop_add(i: i32) -> Result<i32> {
     let pos = reg.position(number).unwrap_or_else(|p| p);
     reg.entries.reserve(1, GFP_KERNEL)?;
     let (dev, disk) = LoopDevice::create(number)?;
+    // Diagnostics only: a device works without its debugfs directory.
+    let debug = reg
+        .debugfs
+        .as_ref()
+        .and_then(|root| DebugDir::new(root, number, dev.clone()).ok());
     let entry = Entry {
         number,
         visible: true,
         dev,
         disk: Some(disk),
+        _debug: debug,
     };
     reg.entries
         .insert_within_capacity(pos, entry)
@@ -1241,15 +1270,16 @@ fn loop_control_remove(i: i32) -> Result<i32> {
         return Err(EINVAL);
     };
     let disk = {
-        let mut reg = LOOP_CTL.lock();
+        let mut reg = LOOP_CTL.lock_killable()?;
         let pos = reg.position(number).map_err(|_| ENODEV)?;
         let entry = &mut reg.entries[pos];
         if !entry.visible {
             return Err(ENODEV);
         }
         let dev = entry.dev.clone();
-        let g = dev.lock.lock();
-        if dev.state() != LoState::Unbound || dev.disk.openers() > 0 {
+        let g = dev.lock.lock_killable()?;
+        let openers = entry.disk.as_ref().map_or(0, |d| d.get().openers());
+        if dev.state() != LoState::Unbound || openers > 0 {
             return Err(EBUSY);
         }
         // Mark this loop device as no more bound, but not quite unbound yet.
@@ -1261,7 +1291,7 @@ fn loop_control_remove(i: i32) -> Result<i32> {
     };
     // Deleting the disk can wait for udev and sysfs readers: not under the registry lock.
     drop(disk);
-    let mut reg = LOOP_CTL.lock();
+    let mut reg = LOOP_CTL.lock()?;
     if let Ok(pos) = reg.position(number) {
         let entry = reg.entries.remove(pos).map_err(|_| EINVAL)?;
         drop(reg);
@@ -1273,7 +1303,7 @@ fn loop_control_remove(i: i32) -> Result<i32> {
 /// The first visible unbound device, or a new one (`loop_control_get_free`).
 fn loop_control_get_free() -> Result<i32> {
     {
-        let reg = LOOP_CTL.lock();
+        let reg = LOOP_CTL.lock_killable()?;
         // Hitting a race results in creating a new loop device, which is harmless.
         if let Some(e) = reg
             .entries
@@ -1286,30 +1316,79 @@ fn loop_control_get_free() -> Result<i32> {
     loop_add(-1)
 }
 
-/// The `/dev/loop-control` ioctls (`loop_control_ioctl`). Access is governed by the node's
-/// permissions, as in loop.c.
-pub(crate) fn loop_control_ioctl(cmd: u32, arg: usize) -> Result<i32> {
-    // The argument is an int in loop.c.
-    let parm = arg as i32;
-    match cmd {
-        LOOP_CTL_ADD => loop_add(parm),
-        LOOP_CTL_REMOVE => loop_control_remove(parm),
-        LOOP_CTL_GET_FREE => loop_control_get_free(),
-        _ => Err(enosys()),
+/// `/dev/loop-control` (`loop_control_ioctl`). Access is governed by the node's permissions,
+/// as in loop.c.
+struct LoopControl;
+
+impl MiscOps for LoopControl {
+    fn ioctl(cmd: u32, arg: usize) -> Result<i32> {
+        // The argument is an int in loop.c.
+        let parm = arg as i32;
+        match cmd {
+            LOOP_CTL_ADD => loop_add(parm),
+            LOOP_CTL_REMOVE => loop_control_remove(parm),
+            LOOP_CTL_GET_FREE => loop_control_get_free(),
+            _ => Err(enosys()),
+        }
+    }
+}
+
+/// A device's directory in debugfs, `rust_loop/loopN/`, with one file, `state`: what user
+/// space cannot see otherwise (the page-cache gfp masks of the backing file).
+struct DebugDir {
+    // Dropped first: the file goes before its directory.
+    _state: Pin<KBox<debugfs::File<DevDebug>>>,
+    _dir: Dir,
+}
+
+impl DebugDir {
+    fn new(root: &Dir, number: u32, dev: Arc<LoopDevice>) -> Result<Self> {
+        let name = CString::try_from_fmt(fmt!("loop{number}"))?;
+        let dir = root.subdir(&name);
+        let state = KBox::pin_init(dir.read_only_file(c"state", DevDebug(dev)), GFP_KERNEL)?;
+        Ok(Self {
+            _state: state,
+            _dir: dir,
+        })
+    }
+}
+
+/// The contents of `rust_loop/loopN/state`.
+struct DevDebug(Arc<LoopDevice>);
+
+impl core::fmt::Debug for DevDebug {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let dev = &self.0;
+        let g = dev.lock.lock();
+        writeln!(f, "state: {:?}", dev.state())?;
+        writeln!(f, "dio: {}", u8::from(g.io().dio))?;
+        if let Some(file) = g.io().file.as_ref() {
+            // Bound: the backing mapping must not recurse into I/O or file-system reclaim
+            // (`now` 0), and its own mask comes back at unbinding (`saved` 1 normally).
+            let (now, saved) = file.reclaim_io_fs();
+            writeln!(f, "backing_gfp_io_fs: {}", u8::from(now))?;
+            writeln!(f, "saved_gfp_io_fs: {}", u8::from(saved))?;
+        }
+        Ok(())
     }
 }
 
 /// Legacy autoload: opening a missing `/dev/loopN` node creates device N (`loop_probe`).
-pub(crate) fn loop_probe(minor: u32) {
-    let number = minor >> part_shift();
-    let max_loop = *module_parameters::max_loop.value();
-    // loop.c makes an explicit `max_loop` a hard limit here; the Rust module parameter cannot
-    // tell an explicit value from the default, so a non-default one is taken as explicit.
-    if max_loop != 8 && max_loop > 0 && number >= max_loop as u32 {
-        return;
-    }
-    if let Ok(n) = i32::try_from(number) {
-        let _ = loop_add(n);
+struct LoopProbe;
+
+impl Probe for LoopProbe {
+    fn probe(minor: u32) {
+        let number = minor >> part_shift();
+        let max_loop = *module_parameters::max_loop.value();
+        // loop.c makes an explicit `max_loop` a hard limit here; the Rust module parameter
+        // cannot tell an explicit value from the default, so a non-default one is taken as
+        // explicit.
+        if max_loop != 8 && max_loop > 0 && number >= max_loop as u32 {
+            return;
+        }
+        if let Ok(n) = i32::try_from(number) {
+            let _ = loop_add(n);
+        }
     }
 }
 
@@ -1320,9 +1399,33 @@ impl Drop for Devices {
     fn drop(&mut self) {
         // Nobody else can reach the registry now: `/dev/loop-control` and the major are gone,
         // and open devices would have kept the module loaded.
-        let entries = core::mem::take(&mut LOOP_CTL.lock().entries);
+        let (entries, debugfs) = match LOOP_CTL.lock() {
+            Ok(mut reg) => (core::mem::take(&mut reg.entries), reg.debugfs.take()),
+            Err(_) => (KVec::new(), None),
+        };
         drop(entries);
+        drop(debugfs);
     }
+}
+
+/// The module parameters, checked (`loop_init`): `max_loop` and the partition shift.
+fn check_params(max_loop: i32, max_part: i32, hw_queue_depth: i32) -> Result<(u32, u32)> {
+    if hw_queue_depth < 1 {
+        return Err(EINVAL);
+    }
+    let shift = if max_part > 0 {
+        32 - (max_part as u32).leading_zeros()
+    } else {
+        0
+    };
+    if (1u64 << shift) > u64::from(DISK_MAX_PARTS) {
+        return Err(EINVAL);
+    }
+    let max_loop = u32::try_from(max_loop).map_err(|_| EINVAL)?;
+    if u64::from(max_loop) > 1u64 << (MINORBITS - shift) {
+        return Err(EINVAL);
+    }
+    Ok((max_loop, shift))
 }
 
 /// The module: `/dev/loop-control`, block major 7 and the devices.
@@ -1330,53 +1433,208 @@ impl Drop for Devices {
 struct LoopModule {
     // Fields drop in declaration order, which is loop_exit()'s: first the major (no more
     // probes), then /dev/loop-control (no more ioctls), then the devices.
-    _major: MajorRegistration,
+    _major: MajorRegistration<LoopProbe>,
     #[pin]
-    _control: ControlDevice,
+    _control: MiscRegistration<LoopControl>,
     _devices: Devices,
 }
 
 impl kernel::InPlaceModule for LoopModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: Called once, before anything can use the locks.
-        unsafe {
-            LOOP_CTL.init();
-            LOOP_VALIDATE.init();
+        LOOP_CTL.init(c"rust_loop::loop_ctl_mutex", kernel::static_lock_class!());
+        LOOP_VALIDATE.init(
+            c"rust_loop::loop_validate_mutex",
+            kernel::static_lock_class!(),
+        );
+        if let Ok(mut reg) = LOOP_CTL.lock() {
+            reg.debugfs = Some(Dir::new(c"rust_loop"));
         }
-        let params = (|| {
-            let max_part = *module_parameters::max_part.value();
-            let max_loop = *module_parameters::max_loop.value();
-            if *module_parameters::hw_queue_depth.value() < 1 {
-                return Err(EINVAL);
-            }
-            let shift = if max_part > 0 {
-                32 - (max_part as u32).leading_zeros()
-            } else {
-                0
-            };
-            if (1u64 << shift) > u64::from(DISK_MAX_PARTS) {
-                return Err(EINVAL);
-            }
-            if max_loop < 0 || max_loop as u64 > 1u64 << (MINORBITS - shift) {
-                return Err(EINVAL);
-            }
-            PART_SHIFT.store(shift, Relaxed);
-            Ok(max_loop)
-        })();
+        // Initialised in loop_init()'s order: the parameters are checked before anything is
+        // registered (a failed load must leave nothing behind), then /dev/loop-control, then
+        // the major, then the devices.
+        let params = check_params(
+            *module_parameters::max_loop.value(),
+            *module_parameters::max_part.value(),
+            *module_parameters::hw_queue_depth.value(),
+        );
         try_pin_init!(Self {
-            _control <- ControlDevice::register().pin_chain(|_| Ok(())),
-            _major: {
-                params?;
-                MajorRegistration::register()?
+            _control <- {
+                let (_, shift) = params?;
+                PART_SHIFT.store(shift, Relaxed);
+                MiscRegistration::register(c"loop-control", kernel::bindings::LOOP_CTRL_MINOR)
             },
+            _major: MajorRegistration::register()?,
             _devices: {
                 // Pre-create `max_loop` devices; like loop.c, failures here are not fatal.
-                for i in 0..params.unwrap_or(0) {
-                    let _ = loop_add(i);
+                let (max_loop, _) = params?;
+                for i in 0..max_loop {
+                    let _ = loop_add(i as i32);
                 }
                 pr_info!("module loaded\n");
                 Devices
             },
         })
+    }
+}
+
+#[kunit_tests(rust_loop_logic)]
+mod tests {
+    use super::*;
+    use crate::request::ReqOp;
+    use kernel::bindings;
+
+    #[test]
+    fn size_is_whole_sectors_of_the_window() {
+        assert_eq!(size_sectors(1 << 20, 0, 0), 2048);
+        // A trailing partial sector is not part of the device.
+        assert_eq!(size_sectors((1 << 20) + 511, 0, 0), 2048);
+        assert_eq!(size_sectors(1 << 20, 512, 0), 2047);
+        assert_eq!(size_sectors(1 << 20, 1000, 0), 2046);
+        // The size limit clamps; a limit beyond the file does not extend it.
+        assert_eq!(size_sectors(1 << 20, 0, 4096), 8);
+        assert_eq!(size_sectors(1 << 20, 0, 1000), 1);
+        assert_eq!(size_sectors(1 << 20, 0, 1 << 30), 2048);
+        // An offset past the end, a failed size (negative), extremes: 0, never wrapping.
+        assert_eq!(size_sectors(1 << 20, 2 << 20, 0), 0);
+        assert_eq!(size_sectors(-1, 0, 0), 0);
+        assert_eq!(size_sectors(i64::MAX, u64::MAX, 0), 0);
+        assert_eq!(size_sectors(i64::MAX, 0, 0), (i64::MAX as u64) >> 9);
+        // Above 2 TiB and 4 GiB.
+        assert_eq!(
+            size_sectors(3 << 40, 1 << 32, 0),
+            ((3u64 << 40) - (1 << 32)) >> 9
+        );
+    }
+
+    #[test]
+    fn dio_needs_alignment() {
+        assert!(dio_allowed(512, 0, 512));
+        assert!(dio_allowed(4096, 8192, 4096));
+        assert!(!dio_allowed(512, 0, 4096));
+        assert!(!dio_allowed(4096, 512, 4096));
+        assert!(!dio_allowed(4096, 4097, 4096));
+        // An alignment of 0 masks with all ones, as loop.c: only offset 0 (mod 4 GiB) passes.
+        assert!(dio_allowed(512, 0, 0));
+        assert!(!dio_allowed(512, 3, 0));
+        assert_eq!(default_block_size(true, 4096), 4096);
+        assert_eq!(default_block_size(false, 4096), 512);
+    }
+
+    #[test]
+    fn status_info_checks() -> Result {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_offset = 4096;
+        info.lo_sizelimit = 8192;
+        info.lo_file_name = [b'x'; LO_NAME_SIZE];
+        let s = StatusInfo::from_info(&info).map_err(|_| EINVAL)?;
+        assert_eq!(s.offset, 4096);
+        assert_eq!(s.sizelimit, 8192);
+        // The name is always NUL-terminated.
+        assert_eq!(s.file_name[LO_NAME_SIZE - 1], 0);
+        info.lo_offset = i64::MAX as u64 + 1;
+        assert!(StatusInfo::from_info(&info).err() == Some(EOVERFLOW));
+        info.lo_offset = 0;
+        info.lo_sizelimit = u64::MAX;
+        assert!(StatusInfo::from_info(&info).err() == Some(EOVERFLOW));
+        info.lo_sizelimit = 0;
+        info.lo_encrypt_key_size = LO_KEY_SIZE as u32 + 1;
+        assert!(StatusInfo::from_info(&info).err() == Some(EINVAL));
+        info.lo_encrypt_key_size = 0;
+        for t in [LO_CRYPT_XOR, LO_CRYPT_CRYPTOAPI, 7] {
+            info.lo_encrypt_type = t;
+            assert!(StatusInfo::from_info(&info).err() == Some(EINVAL));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_status_conversions() -> Result {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_number = 3;
+        info.lo_offset = 0x7fff_ffff;
+        info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+        info.lo_device = 0x1234;
+        let old = info64_to_old(&info).map_err(|_| EINVAL)?;
+        assert_eq!(old.lo_offset, 0x7fff_ffff);
+        assert_eq!(old.lo_number, 3);
+        let back = info64_from_old(&old);
+        assert_eq!(back.lo_offset, info.lo_offset);
+        assert_eq!(back.lo_flags, info.lo_flags);
+        assert_eq!(back.lo_sizelimit, 0);
+        // An offset of 2 GiB does not fit the legacy (int) field.
+        info.lo_offset = 1 << 31;
+        assert!(info64_to_old(&info).err() == Some(EOVERFLOW));
+        // A negative legacy offset sign-extends, as loop.c, and is then refused as too large.
+        let mut old = LoopInfo::zeroed();
+        old.lo_offset = -1;
+        assert!(StatusInfo::from_info(&info64_from_old(&old)).err() == Some(EOVERFLOW));
+        Ok(())
+    }
+
+    #[test]
+    fn compat_status_conversions() -> Result {
+        let mut info = LoopInfo64::zeroed();
+        info.lo_device = 0xffff;
+        info.lo_inode = 0xffff_ffff;
+        info.lo_offset = 4096;
+        let c = compat::to_compat(&info).map_err(|_| EINVAL)?;
+        let back = compat::from_compat(&c);
+        assert_eq!(back.lo_device, 0xffff);
+        assert_eq!(back.lo_inode, 0xffff_ffff);
+        assert_eq!(back.lo_offset, 4096);
+        // 16-bit device numbers and 32-bit inode numbers and offsets.
+        info.lo_device = 0x1_0000;
+        assert!(compat::to_compat(&info).err() == Some(EOVERFLOW));
+        info.lo_device = 0;
+        info.lo_inode = 1 << 32;
+        assert!(compat::to_compat(&info).err() == Some(EOVERFLOW));
+        info.lo_inode = 0;
+        info.lo_offset = 1 << 31;
+        assert!(compat::to_compat(&info).err() == Some(EOVERFLOW));
+        Ok(())
+    }
+
+    #[test]
+    fn module_parameters() {
+        assert!(check_params(8, 0, 128) == Ok((8, 0)));
+        // max_part rounds up to a power of two minus one: 15 -> 4 bits, 16 -> 5 bits.
+        assert!(check_params(8, 15, 128) == Ok((8, 4)));
+        assert!(check_params(8, 16, 128) == Ok((8, 5)));
+        assert!(check_params(8, 255, 128) == Ok((8, 8)));
+        assert!(check_params(8, 256, 128) == Err(EINVAL));
+        assert!(check_params(8, i32::MAX, 128) == Err(EINVAL));
+        assert!(check_params(-1, 0, 128) == Err(EINVAL));
+        assert!(check_params(1 << 20, 0, 128) == Ok((1 << 20, 0)));
+        assert!(check_params((1 << 20) + 1, 0, 128) == Err(EINVAL));
+        assert!(check_params(1 << 16, 15, 128) == Ok((1 << 16, 4)));
+        assert!(check_params((1 << 16) + 1, 15, 128) == Err(EINVAL));
+        assert!(check_params(8, 0, 0) == Err(EINVAL));
+        assert!(check_params(8, 0, -5) == Err(EINVAL));
+    }
+
+    #[test]
+    fn request_operations() {
+        let op = ReqOp::from_flags;
+        assert_eq!(op(bindings::req_op_REQ_OP_READ), ReqOp::Read);
+        assert_eq!(op(bindings::req_op_REQ_OP_WRITE), ReqOp::Write);
+        assert_eq!(op(bindings::req_op_REQ_OP_FLUSH), ReqOp::Flush);
+        assert_eq!(op(bindings::req_op_REQ_OP_DISCARD), ReqOp::Discard);
+        let nounmap = 1 << bindings::req_flag_bits___REQ_NOUNMAP;
+        assert_eq!(
+            op(bindings::req_op_REQ_OP_WRITE_ZEROES),
+            ReqOp::WriteZeroes { unmap: true }
+        );
+        assert_eq!(
+            op(bindings::req_op_REQ_OP_WRITE_ZEROES | nounmap),
+            ReqOp::WriteZeroes { unmap: false }
+        );
+        // Flag bits above the op do not change it.
+        assert_eq!(op(bindings::req_op_REQ_OP_WRITE | (1 << 30)), ReqOp::Write);
+        // `op_is_write`: a flush is not a write (a read-only device accepts it, as loop.c).
+        assert!(!ReqOp::Read.is_write());
+        assert!(ReqOp::Write.is_write());
+        assert!(!ReqOp::Flush.is_write());
+        assert!(ReqOp::Discard.is_write());
+        assert!(ReqOp::WriteZeroes { unmap: false }.is_write());
     }
 }

@@ -5,13 +5,83 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/bio.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/kdev_t.h>
 #include <linux/kthread.h>
+#include <linux/llist.h>
+#include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/statfs.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/loop.h>
 
 #include "rust_loop_helpers.h"
+
+/*
+ * Constants the Rust code spells out (bindgen does not emit cast macros, and no binding header
+ * includes uapi/linux/loop.h). Each value here is the one written in the Rust file named in the
+ * comment; if a kernel changes one, the module stops building instead of silently disagreeing.
+ */
+
+/* rust_loop/request.rs */
+static_assert(REQ_OP_MASK == 0xff);
+static_assert(BLK_STS_NOTSUPP == ((__force blk_status_t)1));
+static_assert(BLK_STS_IOERR == ((__force blk_status_t)10));
+static_assert(BLK_STS_NOSPC == ((__force blk_status_t)3));
+static_assert(REQ_NOWAIT == (__force blk_opf_t)(1ULL << __REQ_NOWAIT));
+static_assert(REQ_NOUNMAP == (__force blk_opf_t)(1ULL << __REQ_NOUNMAP));
+
+/* rust_loop/blkdev.rs */
+static_assert(BLK_OPEN_WRITE == ((__force blk_mode_t)(1 << 1)));
+static_assert(BLK_OPEN_EXCL == ((__force blk_mode_t)(1 << 2)));
+
+/* rust_loop/disk.rs */
+static_assert(BLK_FEAT_WRITE_CACHE == ((__force blk_features_t)(1u << 0)));
+
+/* rust_loop/file.rs */
+static_assert(FMODE_WRITE == ((__force fmode_t)(1 << 1)));
+static_assert(FMODE_CAN_ODIRECT == ((__force fmode_t)(1 << 22)));
+static_assert(FMODE_NOWAIT == ((__force fmode_t)(1 << 27)));
+static_assert(FALLOC_FL_KEEP_SIZE == 0x01);
+static_assert(FALLOC_FL_PUNCH_HOLE == 0x02);
+static_assert(FALLOC_FL_ZERO_RANGE == 0x10);
+static_assert(IOCB_NOWAIT == (1 << 3));
+
+
+/* rust_loop/uapi.rs: include/uapi/linux/loop.h on x86-64 */
+static_assert(LO_NAME_SIZE == 64 && LO_KEY_SIZE == 32);
+static_assert(LO_FLAGS_READ_ONLY == 1 && LO_FLAGS_AUTOCLEAR == 4 && LO_FLAGS_PARTSCAN == 8 &&
+	      LO_FLAGS_DIRECT_IO == 16);
+static_assert(LO_CRYPT_NONE == 0 && LO_CRYPT_XOR == 1 && LO_CRYPT_CRYPTOAPI == 18);
+static_assert(LOOP_SET_FD == 0x4C00 && LOOP_CLR_FD == 0x4C01 && LOOP_SET_STATUS == 0x4C02 &&
+	      LOOP_GET_STATUS == 0x4C03 && LOOP_SET_STATUS64 == 0x4C04 &&
+	      LOOP_GET_STATUS64 == 0x4C05 && LOOP_CHANGE_FD == 0x4C06 &&
+	      LOOP_SET_CAPACITY == 0x4C07 && LOOP_SET_DIRECT_IO == 0x4C08 &&
+	      LOOP_SET_BLOCK_SIZE == 0x4C09 && LOOP_CONFIGURE == 0x4C0A);
+static_assert(LOOP_CTL_ADD == 0x4C80 && LOOP_CTL_REMOVE == 0x4C81 && LOOP_CTL_GET_FREE == 0x4C82);
+static_assert(sizeof(struct loop_info64) == 232 && sizeof(struct loop_config) == 304);
+static_assert(offsetof(struct loop_info64, lo_offset) == 24 &&
+	      offsetof(struct loop_info64, lo_sizelimit) == 32 &&
+	      offsetof(struct loop_info64, lo_number) == 40 &&
+	      offsetof(struct loop_info64, lo_flags) == 52 &&
+	      offsetof(struct loop_info64, lo_file_name) == 56 &&
+	      offsetof(struct loop_info64, lo_crypt_name) == 120 &&
+	      offsetof(struct loop_info64, lo_encrypt_key) == 184 &&
+	      offsetof(struct loop_info64, lo_init) == 216);
+static_assert(offsetof(struct loop_config, block_size) == 4 &&
+	      offsetof(struct loop_config, info) == 8 &&
+	      offsetof(struct loop_config, __reserved) == 240);
+#ifdef CONFIG_X86_64
+static_assert(sizeof(struct loop_info) == 168);
+static_assert(offsetof(struct loop_info, lo_device) == 8 &&
+	      offsetof(struct loop_info, lo_offset) == 32 &&
+	      offsetof(struct loop_info, lo_flags) == 44 &&
+	      offsetof(struct loop_info, lo_name) == 48 &&
+	      offsetof(struct loop_info, lo_encrypt_key) == 112 &&
+	      offsetof(struct loop_info, lo_init) == 144 &&
+	      offsetof(struct loop_info, reserved) == 160);
+#endif
 
 void rust_loop_kiocb_start_write(struct kiocb *iocb)
 {
@@ -23,9 +93,24 @@ void rust_loop_kiocb_end_write(struct kiocb *iocb)
 	kiocb_end_write(iocb);
 }
 
-void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_work_fn fn)
+void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_kwork_fn fn)
 {
 	kthread_init_work(work, fn);
+}
+
+int rust_loop_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
+}
+
+bool rust_loop_llist_add(struct llist_node *node, struct llist_head *head)
+{
+	return llist_add(node, head);
+}
+
+struct llist_node *rust_loop_llist_del_all(struct llist_head *head)
+{
+	return llist_del_all(head);
 }
 
 unsigned int rust_loop_rq_nr_bvec(struct request *rq)
@@ -86,7 +171,10 @@ void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits 
 	*lim = queue_limits_start_update(q);
 }
 
-/* queue_limits_start_update() without waiting: false if another update is in progress. */
+/*
+ * queue_limits_start_update() without waiting: false if another update is in progress. The
+ * block layer has no such helper; this is its body with mutex_trylock().
+ */
 bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim)
 {
 	if (!mutex_trylock(&q->limits_lock))
@@ -98,6 +186,17 @@ bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_lim
 void rust_loop_limits_cancel_update(struct request_queue *q)
 {
 	queue_limits_cancel_update(q);
+}
+
+/* The limits are written under limits_lock and read without it, as the block layer does. */
+unsigned int rust_loop_queue_logical_block_size(struct request_queue *q)
+{
+	return READ_ONCE(q->limits.logical_block_size);
+}
+
+unsigned int rust_loop_queue_max_discard_sectors(struct request_queue *q)
+{
+	return READ_ONCE(q->limits.max_discard_sectors);
 }
 
 unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev)
@@ -154,5 +253,7 @@ unsigned int rust_loop_io_flags_save(void)
 
 void rust_loop_io_flags_restore(unsigned int flags)
 {
-	current->flags = flags;
+	current->flags = (current->flags & ~(PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO)) |
+			 (flags & (PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO));
 }
+

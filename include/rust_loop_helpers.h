@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Non-inline wrappers for the few `static inline` kernel functions and macros rust_loop needs.
+ * Non-inline wrappers for the `static inline` kernel functions and macros rust_loop needs.
  *
  * bindgen cannot see static inline functions, and an out-of-tree module cannot add to
- * rust/helpers/, so these are linked into the module and declared by hand in rust_loop_aio.rs
- * (`mod helpers`). Each wrapper is one call with the same meaning as its kernel original; logic
- * lives in Rust.
+ * rust/helpers/, so these are linked into the module and declared by hand in
+ * rust_loop/helpers.rs. Each wrapper is one call with the same meaning as its kernel original;
+ * logic lives in Rust. rust_loop_helpers.c also checks, at build time, every constant the Rust
+ * code copies from a kernel header (static_assert), so a kernel change cannot skew one silently.
  */
 #ifndef RUST_LOOP_HELPERS_H
 #define RUST_LOOP_HELPERS_H
@@ -18,19 +19,29 @@ struct gendisk;
 struct inode;
 struct kiocb;
 struct kthread_work;
+struct llist_head;
+struct llist_node;
+struct mutex;
 struct path;
 struct queue_limits;
 struct request;
 struct request_queue;
 
-typedef void (*rust_loop_work_fn)(struct kthread_work *work);
+typedef void (*rust_loop_kwork_fn)(struct kthread_work *work);
 
 /* Freeze protection of an async write (fs.h). */
 void rust_loop_kiocb_start_write(struct kiocb *iocb);
 void rust_loop_kiocb_end_write(struct kiocb *iocb);
 
 /* kthread_init_work() is a macro (kthread.h). */
-void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_work_fn fn);
+void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_kwork_fn fn);
+
+/* mutex_lock_killable() is a macro with lockdep (mutex.h). */
+int rust_loop_mutex_lock_killable(struct mutex *lock);
+
+/* Lock-free lists (llist.h). */
+bool rust_loop_llist_add(struct llist_node *node, struct llist_head *head);
+struct llist_node *rust_loop_llist_del_all(struct llist_head *head);
 
 /* Request data (blk-mq.h): bvec count, the rq_for_each_bvec() walk, and the single-bio start. */
 unsigned int rust_loop_rq_nr_bvec(struct request *rq);
@@ -47,6 +58,8 @@ void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);
 void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
 bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim);
 void rust_loop_limits_cancel_update(struct request_queue *q);
+unsigned int rust_loop_queue_logical_block_size(struct request_queue *q);
+unsigned int rust_loop_queue_max_discard_sectors(struct request_queue *q);
 
 /* Backing block device properties (blkdev.h). */
 unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
