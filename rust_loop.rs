@@ -32,6 +32,8 @@ mod rust_loop_aio;
 // The typed kernel layer: every use of `kernel::bindings` is in these files.
 #[path = "rust_loop/blkdev.rs"]
 mod blkdev;
+#[path = "rust_loop/cgroup.rs"]
+mod cgroup;
 #[path = "rust_loop/disk.rs"]
 mod disk;
 #[path = "rust_loop/file.rs"]

@@ -21,6 +21,7 @@ use kernel::{
 };
 
 use crate::{
+    cgroup::Association,
     file::{eopnotsupp, BackingFile, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE},
     kworker::{KWorker, Work},
     request::{self, BlkStatus, ReqOp, Rq, RqList, RwResult},
@@ -165,6 +166,9 @@ impl LoopDevice {
     fn handle(&self, mut rq: Rq<LoopQueue>) {
         // We can block in this context, so ignore REQ_NOWAIT.
         rq.clear_nowait();
+        // Everything done for the request below (file I/O, page cache, fsync, fallocate) is
+        // charged to the submitter's blkcg and memcg, until `_cgroups` goes at the end.
+        let _cgroups = Association::of(&rq);
         let use_aio = rq.pdu().use_aio;
         let action = self.decide(&rq);
         match action {

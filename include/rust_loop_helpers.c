@@ -2,6 +2,7 @@
 /*
  * Non-inline wrappers of static inline kernel functions for rust_loop; see rust_loop_helpers.h.
  */
+#include <linux/blk-cgroup.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/bio.h>
@@ -10,8 +11,10 @@
 #include <linux/kdev_t.h>
 #include <linux/kthread.h>
 #include <linux/llist.h>
+#include <linux/memcontrol.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/statfs.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
@@ -257,3 +260,43 @@ void rust_loop_io_flags_restore(unsigned int flags)
 			 (flags & (PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO));
 }
 
+/* The blkcg of the request's first bio (loop_queue_rq: "always use the first bio's css"). */
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq)
+{
+#ifdef CONFIG_BLK_CGROUP
+	return rq->bio ? bio_blkcg_css(rq->bio) : NULL;
+#else
+	return NULL;
+#endif
+}
+
+/* A reference to the memcg of the blkcg's cgroup, as loop_queue_rq() takes it. */
+struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *blkcg_css)
+{
+#ifdef CONFIG_MEMCG
+	return cgroup_get_e_css(blkcg_css->cgroup, &memory_cgrp_subsys);
+#else
+	return NULL;
+#endif
+}
+
+void rust_loop_css_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+struct mem_cgroup *rust_loop_set_active_memcg(struct cgroup_subsys_state *memcg_css)
+{
+#ifdef CONFIG_MEMCG
+	return set_active_memcg(mem_cgroup_from_css(memcg_css));
+#else
+	return NULL;
+#endif
+}
+
+void rust_loop_restore_active_memcg(struct mem_cgroup *old)
+{
+#ifdef CONFIG_MEMCG
+	set_active_memcg(old);
+#endif
+}

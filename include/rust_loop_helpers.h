@@ -15,12 +15,14 @@
 
 struct bio_vec;
 struct block_device;
+struct cgroup_subsys_state;
 struct gendisk;
 struct inode;
 struct kiocb;
 struct kthread_work;
 struct llist_head;
 struct llist_node;
+struct mem_cgroup;
 struct mutex;
 struct path;
 struct queue_limits;
@@ -66,6 +68,16 @@ unsigned int rust_loop_bdev_logical_block_size(struct block_device *bdev);
 bool rust_loop_bdev_rot(struct block_device *bdev);
 unsigned int rust_loop_bdev_write_zeroes_sectors(struct block_device *bdev);
 unsigned int rust_loop_bdev_discard_granularity(struct block_device *bdev);
+
+/*
+ * cgroup attribution of a request's I/O (blk-cgroup.h, cgroup.h, memcontrol.h, sched/mm.h); the
+ * NULL-returning variants when the kernel lacks CONFIG_BLK_CGROUP or CONFIG_MEMCG.
+ */
+struct cgroup_subsys_state *rust_loop_rq_blkcg_css(struct request *rq);
+struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *blkcg_css);
+void rust_loop_css_put(struct cgroup_subsys_state *css);
+struct mem_cgroup *rust_loop_set_active_memcg(struct cgroup_subsys_state *memcg_css);
+void rust_loop_restore_active_memcg(struct mem_cgroup *old);
 
 /* Files, inodes and the current task (fs.h, statfs.h, kdev_t.h, sched.h). */
 loff_t rust_loop_i_size_read(const struct inode *inode);

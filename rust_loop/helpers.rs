@@ -55,6 +55,17 @@ extern "C" {
     pub(crate) fn rust_loop_bdev_rot(bdev: *mut bindings::block_device) -> bool;
     pub(crate) fn rust_loop_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
     pub(crate) fn rust_loop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
+    pub(crate) fn rust_loop_rq_blkcg_css(
+        rq: *mut bindings::request,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(crate) fn rust_loop_memcg_css_get(
+        blkcg_css: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(crate) fn rust_loop_css_put(css: *mut bindings::cgroup_subsys_state);
+    pub(crate) fn rust_loop_set_active_memcg(
+        memcg_css: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::mem_cgroup;
+    pub(crate) fn rust_loop_restore_active_memcg(old: *mut bindings::mem_cgroup);
     pub(crate) fn rust_loop_i_size_read(inode: *const bindings::inode) -> i64;
     pub(crate) fn rust_loop_statfs_bsize(path: *const bindings::path, bsize: *mut u32) -> c_int;
     pub(crate) fn rust_loop_huge_encode_dev(dev: bindings::dev_t) -> u64;
