@@ -46,6 +46,8 @@ mod kworker;
 mod lock;
 #[path = "rust_loop/misc.rs"]
 mod misc;
+#[path = "rust_loop/param.rs"]
+mod param;
 #[path = "rust_loop/request.rs"]
 mod request;
 #[path = "rust_loop/sysfs.rs"]
@@ -54,39 +56,68 @@ mod sysfs;
 mod task;
 #[path = "rust_loop/uapi.rs"]
 mod uapi;
+#[path = "rust_loop/workqueue.rs"]
+mod workqueue;
 
 use blkdev::{BlockDevice, MajorRegistration, OpenMode, Probe};
 use disk::{Disk, DiskRef, NewDisk, OpenMutexHeld, QueueLimits};
 use file::{BackingFile, BoundFile};
 use lock::{DevGuard, DevLock, IoState, StaticKMutex};
 use misc::{MiscOps, MiscRegistration};
-use rust_loop_aio::Engine;
+use rust_loop_aio::{hw_queues, Engine, Stats};
 use sysfs::{AttrGroup, SysfsBuf};
-use task::{capable_sys_admin, ModuleRef};
+use task::{capable_sys_admin, cpu_ids, online_cpus, ModuleRef};
 use uapi::*;
 
+// Named `loop`, like the driver it replaces, so that everything that looks for "the loop
+// driver" finds it: `modprobe loop`, /sys/module/loop, `options loop ...`, `loop.max_loop=`.
 module! {
     type: LoopModule,
-    name: "rust_loop_mod",
+    name: "loop",
     authors: ["rust-loop developers"],
-    description: "Loopback block device (Rust), with direct I/O and AIO",
+    description: "Loopback block device (rust_loop: the loop driver in Rust, with direct I/O and AIO)",
     license: "GPL",
     alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
-    params: {
-        max_loop: i32 {
-            default: 8,
-            description: "Maximum number of loop devices",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum number of partitions per loop device",
-        },
-        hw_queue_depth: i32 {
-            default: 128,
-            description: "Queue depth for each hardware queue. Default: 128",
-        },
-    },
 }
+
+/// This driver's version, in `modinfo loop`, /sys/module/loop/version and the load message.
+const VERSION: &str = "1.1.0";
+
+#[link_section = ".modinfo"]
+#[used]
+static MODINFO_VERSION: [u8; "version=1.1.0-rust_loop\0".len()] =
+    param::modinfo("version=1.1.0-rust_loop\0");
+
+// The parameters of loop.c, with its defaults and checks; read-only in sysfs.
+param::int_param!(
+    MAX_LOOP,
+    "max_loop",
+    kernel::bindings::CONFIG_BLK_DEV_LOOP_MIN_COUNT as i32,
+    i32::MIN,
+    "Maximum number of loop devices"
+);
+param::int_param!(
+    MAX_PART,
+    "max_part",
+    0,
+    i32::MIN,
+    "Maximum number of partitions per loop device"
+);
+param::int_param!(
+    HW_QUEUE_DEPTH,
+    "hw_queue_depth",
+    128,
+    1,
+    "Queue depth for each hardware queue. Default: 128"
+);
+// Not in loop.c, which has one hardware queue per device.
+param::int_param!(
+    NR_HW_QUEUES,
+    "nr_hw_queues",
+    0,
+    0,
+    "Hardware queues per device, each with its worker on its CPUs. Default: 0, one per online CPU (at most 16); 1 is loop.c's shape"
+);
 
 /// `LOOP_CONFIGURE` accepts every flag.
 const LOOP_CONFIGURE_SETTABLE_FLAGS: u32 =
@@ -97,8 +128,6 @@ const LOOP_SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
 /// `MINORBITS` and `DISK_MAX_PARTS` (`include/linux/kdev_t.h`, `include/linux/blkdev.h`).
 const MINORBITS: u32 = kernel::bindings::MINORBITS;
 const DISK_MAX_PARTS: u32 = 256;
-/// loop.c has one hardware queue per device.
-const NR_HW_QUEUES: u32 = 1;
 
 /// `max_part` turned into the number of minor bits per device (0: partitions get dynamic minors).
 static PART_SHIFT: Atomic<u32> = Atomic::new(0);
@@ -189,6 +218,9 @@ impl IoState for IoConfig {
 /// A loop device (loop.c's `struct loop_device`).
 #[pin_data]
 pub(crate) struct LoopDevice {
+    /// The workers, created at first bind. First field, so dropped first: a worker still
+    /// running (it borrows the device) is waited for before anything else of the device goes.
+    engine: SetOnce<Engine>,
     number: u32,
     /// `lo_state`: changed only under the device mutex; read without it by `queue_rq` and
     /// `LOOP_CTL_GET_FREE`, which tolerate a stale value, as in loop.c.
@@ -201,14 +233,21 @@ pub(crate) struct LoopDevice {
     /// after it no longer is, both under the device mutex.
     #[pin]
     backing: SpinLock<Option<BackingFile>>,
-    /// The workers, created at first bind.
-    engine: SetOnce<Engine>,
+    /// Hardware queues of the device's tag set.
+    hw_queues: u32,
+    /// What the I/O engine did (debugfs `stats`).
+    stats: Stats,
 }
 
 /// The blk-mq, block-device, sysfs operations of loop devices.
 pub(crate) struct LoopQueue;
 
+/// The one operations table of loop disks (its address identifies them, see `loop_disk`).
+static LOOP_FOPS: blkdev::Fops<LoopQueue> = blkdev::Fops::new();
+
 impl blkdev::Operations for LoopQueue {
+    const FOPS: &'static blkdev::Fops<Self> = &LOOP_FOPS;
+
     fn open(disk: LoopDisk<'_>, mode: OpenMode) -> Result {
         disk.data().open(mode)
     }
@@ -378,9 +417,9 @@ fn enosys() -> Error {
 impl LoopDevice {
     /// Creates device `number`: tag set, gendisk and state, and adds the disk (`loop_add`).
     fn create(number: u32) -> Result<(Arc<LoopDevice>, Disk<LoopQueue>)> {
-        let depth =
-            u32::try_from(*module_parameters::hw_queue_depth.value()).map_err(|_| EINVAL)?;
-        let new_disk = NewDisk::<LoopQueue>::alloc(NR_HW_QUEUES, depth)?;
+        let depth = u32::try_from(HW_QUEUE_DEPTH.get()).map_err(|_| EINVAL)?;
+        let hw_queues = hw_queues(NR_HW_QUEUES.get(), online_cpus(), cpu_ids());
+        let new_disk = NewDisk::<LoopQueue>::alloc(hw_queues, depth)?;
         let queue = new_disk.queue_id();
         let dev = Arc::pin_init(
             pin_init!(LoopDevice {
@@ -399,7 +438,9 @@ impl LoopDevice {
                     kernel::static_lock_class!(),
                 ),
                 backing <- new_spinlock!(None, "rust_loop::lo_lock"),
+                hw_queues,
                 engine: SetOnce::new(),
+                stats: Stats::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -653,8 +694,9 @@ impl LoopDevice {
             flags |= LO_FLAGS_DIRECT_IO;
         }
         if self.engine().is_none() {
+            let depth = u32::try_from(HW_QUEUE_DEPTH.get()).map_err(|_| EINVAL)?;
             self.engine
-                .populate(Engine::new(self.number, NR_HW_QUEUES)?);
+                .populate(Engine::new(self.number, self.hw_queues, depth, disk)?);
         }
         let binding = Binding {
             file,
@@ -1265,6 +1307,17 @@ fn loop_add(i: i32) -> Result<i32> {
     Ok(result)
 }
 
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // The disk first (deleting it ends every request), then the engine's last runs: the
+        // workers' references to the device are gone before ours (see `Engine::quiesce`).
+        drop(self.disk.take());
+        if let Some(engine) = self.dev.engine() {
+            engine.quiesce();
+        }
+    }
+}
+
 /// Removes an unbound, unopened device (`loop_control_remove`).
 fn loop_control_remove(i: i32) -> Result<i32> {
     let Ok(number) = u32::try_from(i) else {
@@ -1335,11 +1388,13 @@ impl MiscOps for LoopControl {
     }
 }
 
-/// A device's directory in debugfs, `rust_loop/loopN/`, with one file, `state`: what user
-/// space cannot see otherwise (the page-cache gfp masks of the backing file).
+/// A device's directory in debugfs, `rust_loop/loopN/`: what user space cannot see otherwise.
+/// `state`: the device state and the page-cache gfp masks of the backing file; `stats`: what
+/// the I/O engine did (README: Engine).
 struct DebugDir {
-    // Dropped first: the file goes before its directory.
+    // Dropped first: the files go before their directory.
     _state: Pin<KBox<debugfs::File<DevDebug>>>,
+    _stats: Pin<KBox<debugfs::File<DevStats>>>,
     _dir: Dir,
 }
 
@@ -1347,11 +1402,26 @@ impl DebugDir {
     fn new(root: &Dir, number: u32, dev: Arc<LoopDevice>) -> Result<Self> {
         let name = CString::try_from_fmt(fmt!("loop{number}"))?;
         let dir = root.subdir(&name);
+        let stats = KBox::pin_init(
+            dir.read_only_file(c"stats", DevStats(dev.clone())),
+            GFP_KERNEL,
+        )?;
         let state = KBox::pin_init(dir.read_only_file(c"state", DevDebug(dev)), GFP_KERNEL)?;
         Ok(Self {
             _state: state,
+            _stats: stats,
             _dir: dir,
         })
+    }
+}
+
+/// The contents of `rust_loop/loopN/stats`.
+struct DevStats(Arc<LoopDevice>);
+
+impl core::fmt::Debug for DevStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "hw_queues {}", self.0.hw_queues)?;
+        self.0.stats.write(f)
     }
 }
 
@@ -1381,11 +1451,9 @@ struct LoopProbe;
 impl Probe for LoopProbe {
     fn probe(minor: u32) {
         let number = minor >> part_shift();
-        let max_loop = *module_parameters::max_loop.value();
-        // loop.c makes an explicit `max_loop` a hard limit here; the Rust module parameter
-        // cannot tell an explicit value from the default, so a non-default one is taken as
-        // explicit.
-        if max_loop != 8 && max_loop > 0 && number >= max_loop as u32 {
+        let max_loop = MAX_LOOP.get();
+        // An explicit `max_loop` is a hard limit here, and only here (loop.c).
+        if MAX_LOOP.given() && max_loop > 0 && number >= max_loop as u32 {
             return;
         }
         if let Ok(n) = i32::try_from(number) {
@@ -1448,31 +1516,35 @@ impl kernel::InPlaceModule for LoopModule {
             c"rust_loop::loop_validate_mutex",
             kernel::static_lock_class!(),
         );
-        if let Ok(mut reg) = LOOP_CTL.lock() {
-            reg.debugfs = Some(Dir::new(c"rust_loop"));
-        }
         // Initialised in loop_init()'s order: the parameters are checked before anything is
         // registered (a failed load must leave nothing behind), then /dev/loop-control, then
         // the major, then the devices.
-        let params = check_params(
-            *module_parameters::max_loop.value(),
-            *module_parameters::max_part.value(),
-            *module_parameters::hw_queue_depth.value(),
-        );
+        let params = check_params(MAX_LOOP.get(), MAX_PART.get(), HW_QUEUE_DEPTH.get());
         try_pin_init!(Self {
             _control <- {
                 let (_, shift) = params?;
                 PART_SHIFT.store(shift, Relaxed);
+                // As loop.c, sysfs shows the number of partitions the minors allow.
+                if shift > 0 {
+                    MAX_PART.store((1 << shift) - 1);
+                }
                 MiscRegistration::register(c"loop-control", kernel::bindings::LOOP_CTRL_MINOR)
             },
             _major: MajorRegistration::register()?,
             _devices: {
-                // Pre-create `max_loop` devices; like loop.c, failures here are not fatal.
                 let (max_loop, _) = params?;
+                // Only once nothing can fail: a failed load must not leave the directory behind
+                // (the next load could not make its own).
+                if let Ok(mut reg) = LOOP_CTL.lock() {
+                    reg.debugfs = Some(Dir::new(c"rust_loop"));
+                }
+                // Pre-create `max_loop` devices; like loop.c, failures here are not fatal.
                 for i in 0..max_loop {
                     let _ = loop_add(i as i32);
                 }
-                pr_info!("module loaded\n");
+                pr_info!(
+                    "rust_loop {VERSION} loaded (the loop driver in Rust, direct I/O + AIO)\n"
+                );
                 Devices
             },
         })

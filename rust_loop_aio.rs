@@ -1,43 +1,150 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The seed's I/O path ("block: loop: support DIO & AIO"): `queue_rq` marks each read and write
-//! for AIO when the device uses direct I/O (never flush, discard or write-zeroes) and hands the
-//! request to the device's kthread worker; the worker either submits an async `IOCB_DIRECT`
-//! kiocb over the request's own bio_vecs (no page pinning, no double page cache, no blocking of
-//! the worker) or runs the buffered read/write loop; flush is `vfs_fsync`, discard and
-//! write-zeroes are `fallocate`; the completion policy decides how each request ends.
+//! The seed's I/O path ("block: loop: support DIO & AIO"), on several hardware queues with a
+//! non-blocking first attempt: `queue_rq` marks each read and write for AIO when the device uses
+//! direct I/O (never flush, discard or write-zeroes) and hands the request to the kthread worker
+//! of its hardware queue; the worker either submits an async `IOCB_DIRECT` kiocb over the
+//! request's own bio_vecs (no page pinning, no double page cache, no blocking of the worker) or
+//! runs the buffered read/write loop; flush is `vfs_fsync`, discard and write-zeroes are
+//! `fallocate`; the completion policy decides how each request ends.
+//!
+//! The engine (see the README's Architecture): one kthread worker per hardware queue, on the
+//! CPUs of that queue, drains the queue's list of requests in batches under one block plug. It
+//! never calls the backing file from `queue_rq` (upstream's lesson from the reverted
+//! NOWAIT-in-`queue_rq` series) and never blocks on one request while others wait: reads and
+//! writes are first tried with `IOCB_NOWAIT` where the file supports it (page-cache hits and
+//! direct I/O that needs no allocation complete there); what would block (`EAGAIN`, returned
+//! or from the kiocb completion), flushes, discards and write-zeroes go to a per-command work
+//! item on the device's unbound, freezable workqueue, so a slow request blocks only itself.
 //!
 //! Ownership of a request, end to end: `queue_rq` receives the [`Rq`] and pushes it on the
-//! worker's list; the worker takes it off and either ends it, or gives it to the async kiocb,
-//! whose completion gives it back to [`LoopQueue::complete_rw`], which ends or requeues it.
-//! Every step moves the one `Rq`; none can keep a copy.
+//! worker's list; the worker takes it off and either ends it, gives it to the async kiocb
+//! (whose completion gives it back to [`LoopQueue::rw_complete`]), or punts it to the
+//! workqueue (which gives it back to [`LoopQueue::run_work`]). Every step moves the one `Rq`;
+//! none can keep a copy.
 
 use kernel::{
     block::{SECTOR_SHIFT, SECTOR_SIZE},
     pr_warn_once,
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
     types::ForeignOwnable,
 };
 
 use crate::{
     cgroup::Association,
+    disk::DiskRef,
     file::{eopnotsupp, BackingFile, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE},
     kworker::{KWorker, Work},
     request::{self, BlkStatus, ReqOp, Rq, RqList, RwResult},
-    task::IoTaskFlags,
+    task::{plugged, IoTaskFlags},
+    workqueue::WorkQueue,
     LoState, LoopDevice, LoopQueue,
 };
 
-/// The nice level of the workers: the one the kthread-based loop worker (Linux 4.4-5.x) used,
-/// since the device's I/O latency depends on this thread getting the CPU.
+/// The nice level of the hardware-queue workers: the one the kthread-based loop worker
+/// (Linux 4.4-5.x) used, since the device's I/O latency depends on this thread getting the CPU.
 const WORKER_NICE: i32 = -20;
 
-/// The driver's part of a per-tag command (loop.c's `struct loop_cmd`; the kiocb and bvec
-/// array live next to it in the typed layer).
+/// The most hardware queues a device gets by default (one per online CPU, up to this).
+pub(crate) const MAX_DEFAULT_HW_QUEUES: u32 = 16;
+
+/// The driver's part of a per-tag command (loop.c's `struct loop_cmd`; the kiocb, bvec array,
+/// list link and work item live next to it in the typed layer).
 pub(crate) struct Cmd {
     /// Decided by `queue_rq`: a read or write on a device using direct I/O.
     use_aio: bool,
+    /// The current read or write attempt is the non-blocking one (an `EAGAIN` punts).
+    nowait: bool,
+    /// Bytes a non-blocking buffered attempt moved before it would have blocked.
+    done: u32,
+    /// A write counted in [`Stats::blocking_writes`] until it completes.
+    blocking_write: bool,
+}
+
+/// Per-device counters, read-only in debugfs (`rust_loop/loopN/stats`; README: Engine).
+pub(crate) struct Stats {
+    /// Requests received by `queue_rq` and ended (or requeued) by the driver.
+    dispatched: Atomic<u64>,
+    ended: Atomic<u64>,
+    /// Async direct kiocbs submitted: non-blocking (`IOCB_NOWAIT`) or blocking.
+    aio_nowait: Atomic<u64>,
+    aio_blocking: Atomic<u64>,
+    /// Buffered reads and writes done entirely by the non-blocking attempt, or in the blocking
+    /// path.
+    buffered_nowait: Atomic<u64>,
+    buffered_blocking: Atomic<u64>,
+    /// Non-blocking attempts that would have blocked and were handed to the blocking path.
+    eagain: Atomic<u64>,
+    /// Commands run by the blocking path (workqueue): fallbacks, flushes, discards, ...
+    blocking: Atomic<u64>,
+    /// Short transfers: requeued remainders, and failed ones.
+    requeued: Atomic<u64>,
+    short_failed: Atomic<u64>,
+    /// Requests ended with an error, by kind.
+    err_io: Atomic<u64>,
+    err_nospc: Atomic<u64>,
+    err_notsupp: Atomic<u64>,
+    /// Writes in the blocking path now (Ming Lei's heuristic: while any is outstanding, writes
+    /// are not tried non-blocking, as on a sparse file they would mostly fail).
+    blocking_writes: Atomic<i64>,
+    /// The backing file system refused a non-blocking buffered write (`EOPNOTSUPP`, ext4):
+    /// buffered writes are then done in the queue's worker directly, as loop.c does, instead of
+    /// costing a work item each.
+    no_nowait_buffered_writes: Atomic<bool>,
+}
+
+impl Stats {
+    /// All counters at 0.
+    pub(crate) const fn new() -> Self {
+        Self {
+            dispatched: Atomic::new(0),
+            ended: Atomic::new(0),
+            aio_nowait: Atomic::new(0),
+            aio_blocking: Atomic::new(0),
+            buffered_nowait: Atomic::new(0),
+            buffered_blocking: Atomic::new(0),
+            eagain: Atomic::new(0),
+            blocking: Atomic::new(0),
+            requeued: Atomic::new(0),
+            short_failed: Atomic::new(0),
+            err_io: Atomic::new(0),
+            err_nospc: Atomic::new(0),
+            err_notsupp: Atomic::new(0),
+            blocking_writes: Atomic::new(0),
+            no_nowait_buffered_writes: Atomic::new(false),
+        }
+    }
+}
+
+impl Stats {
+    fn inc(counter: &Atomic<u64>) {
+        counter.add(1, Relaxed);
+    }
+
+    /// Writes the counters, one `name value` line each.
+    pub(crate) fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let get = |c: &Atomic<u64>| c.load(Relaxed);
+        let dispatched = get(&self.dispatched);
+        let ended = get(&self.ended);
+        writeln!(f, "dispatched {dispatched}")?;
+        writeln!(f, "in_flight {}", dispatched.saturating_sub(ended))?;
+        writeln!(f, "aio_nowait {}", get(&self.aio_nowait))?;
+        writeln!(f, "aio_blocking {}", get(&self.aio_blocking))?;
+        writeln!(f, "buffered_nowait {}", get(&self.buffered_nowait))?;
+        writeln!(f, "buffered_blocking {}", get(&self.buffered_blocking))?;
+        writeln!(f, "eagain_fallbacks {}", get(&self.eagain))?;
+        writeln!(f, "blocking_path {}", get(&self.blocking))?;
+        writeln!(f, "requeued {}", get(&self.requeued))?;
+        writeln!(f, "short_failed {}", get(&self.short_failed))?;
+        writeln!(f, "errors_io {}", get(&self.err_io))?;
+        writeln!(f, "errors_nospc {}", get(&self.err_nospc))?;
+        writeln!(f, "errors_notsupp {}", get(&self.err_notsupp))?;
+        Ok(())
+    }
 }
 
 /// What a hardware queue's worker drains.
@@ -55,32 +162,44 @@ impl Work for HwQueue {
         // outlives this call (destroying the worker waits for it). One reference for the batch
         // keeps the device at hand while a request moves on.
         let mut dev: Option<Arc<LoopDevice>> = None;
-        for rq in this.pending.take_all() {
-            let data = rq.queue_data();
-            if !dev.as_ref().is_some_and(|d| core::ptr::eq(&**d, &*data)) {
-                dev = Some(data.into());
+        // One plug for the batch: the backing device sees the batch's I/O together.
+        plugged(|| {
+            for rq in this.pending.take_all() {
+                let data = rq.queue_data();
+                if !dev.as_ref().is_some_and(|d| core::ptr::eq(&**d, &*data)) {
+                    dev = Some(data.into());
+                }
+                if let Some(dev) = &dev {
+                    dev.dispatch(rq);
+                }
             }
-            if let Some(dev) = &dev {
-                dev.handle(rq);
-            }
-        }
+        });
     }
 }
 
-/// The I/O engine of a device: one kthread worker per hardware queue, created at first bind
-/// (like loop.c's workqueue) and destroyed with the device.
+/// The I/O engine of a device: one kthread worker per hardware queue, on that queue's CPUs, and
+/// the workqueue of the blocking path; created at first bind (like loop.c's workqueue) and
+/// destroyed with the device.
 pub(crate) struct Engine {
+    // Dropped first: a worker may still hand a request to the workqueue.
     queues: KVec<Pin<KBox<KWorker<HwQueue>>>>,
+    blocking: WorkQueue,
 }
 
 impl Engine {
-    /// Workers named `rust_loop<number>` for `nr_hw_queues` queues.
-    pub(crate) fn new(number: u32, nr_hw_queues: u32) -> Result<Self> {
+    /// Workers named `rust_loop<number>-<queue>` for the hardware queues of `disk`, and the
+    /// workqueue `rust_loop<number>` with room for every command at once.
+    pub(crate) fn new(
+        number: u32,
+        nr_hw_queues: u32,
+        depth: u32,
+        disk: DiskRef<'_, LoopQueue>,
+    ) -> Result<Self> {
         let mut queues = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
-        for _ in 0..nr_hw_queues {
+        for q in 0..nr_hw_queues {
             let worker = KBox::pin_init(
                 KWorker::new(
-                    fmt!("rust_loop{number}"),
+                    fmt!("rust_loop{number}-{q}"),
                     WORKER_NICE,
                     pin_init!(HwQueue {
                         pending <- RqList::new(),
@@ -88,9 +207,29 @@ impl Engine {
                 ),
                 GFP_KERNEL,
             )?;
+            // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
+            if let Some(cpus) = disk.hw_queue_cpumask(q) {
+                let _ = worker.set_affinity(cpus);
+            }
             queues.push(worker, GFP_KERNEL)?;
         }
-        Ok(Self { queues })
+        let blocking = WorkQueue::new_unbound_freezable(
+            fmt!("rust_loop{number}"),
+            depth.saturating_mul(nr_hw_queues),
+        )?;
+        Ok(Self { queues, blocking })
+    }
+
+    /// Waits until no worker or work item of the engine runs any more (a device being torn
+    /// down has no requests left: its disk is deleted). The workers and work items hold a
+    /// reference to the device while they run; after this, none does, so the last reference
+    /// is dropped by the teardown, in process context, never by a worker destroying itself.
+    pub(crate) fn quiesce(&self) {
+        // Workers first: they may still hand a request to the workqueue.
+        for q in self.queues.iter() {
+            q.flush();
+        }
+        self.blocking.flush();
     }
 
     fn queue(&self, index: u32) -> Option<&KWorker<HwQueue>> {
@@ -98,25 +237,41 @@ impl Engine {
     }
 }
 
+/// The number of hardware queues of a new device: the `nr_hw_queues` parameter, or one per
+/// online CPU (at most [`MAX_DEFAULT_HW_QUEUES`]) if it is 0; never more than `cpu_ids`, the
+/// most hardware queues blk-mq makes (it would silently make fewer than we have workers).
+pub(crate) fn hw_queues(param: i32, online_cpus: u32, cpu_ids: u32) -> u32 {
+    let n = match u32::try_from(param) {
+        Ok(0) | Err(_) => online_cpus.min(MAX_DEFAULT_HW_QUEUES),
+        Ok(n) => n,
+    };
+    n.clamp(1, cpu_ids.max(1))
+}
+
 impl request::Operations for LoopQueue {
     type QueueData = Arc<LoopDevice>;
     type Pdu = Cmd;
 
     fn new_pdu() -> impl PinInit<Cmd, Error> {
-        Ok::<_, Error>(Cmd { use_aio: false })
+        Ok::<_, Error>(Cmd {
+            use_aio: false,
+            nowait: false,
+            done: 0,
+            blocking_write: false,
+        })
     }
 
     /// `loop_queue_rq`. Never calls into the backing file: that belongs to the worker, which
-    /// has a clean stack and none of the submitter's file-system state (upstream's lesson from
-    /// the reverted NOWAIT-in-`queue_rq` series).
+    /// has a clean stack and none of the submitter's file-system state.
     fn queue_rq(
         dev: <Arc<LoopDevice> as ForeignOwnable>::Borrowed<'_>,
         mut rq: Rq<Self>,
         is_last: bool,
     ) {
+        Stats::inc(&dev.stats.dispatched);
         // A stale state is harmless, as in loop.c: unbinding freezes the queue, draining us.
         if dev.state() != LoState::Bound {
-            return rq.end(BlkStatus::IOERR);
+            return dev.end(rq, BlkStatus::IOERR);
         }
         // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
         // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
@@ -125,14 +280,20 @@ impl request::Operations for LoopQueue {
             ReqOp::Read | ReqOp::Write => dev.lock.io_view(&rq).is_some_and(|io| io.dio),
             _ => false,
         };
-        rq.pdu().get_mut().use_aio = use_aio;
+        let cmd = rq.pdu().get_mut();
+        *cmd = Cmd {
+            use_aio,
+            nowait: false,
+            done: 0,
+            blocking_write: false,
+        };
         let Some(queue) = dev.engine().and_then(|e| e.queue(rq.hw_queue())) else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(
                 "rust_loop: a request reached loop{} without a worker\n",
                 dev.number
             );
-            return rq.end(BlkStatus::IOERR);
+            return dev.end(rq, BlkStatus::IOERR);
         };
         queue.data().pending.push(rq);
         // A batch is dispatched with one wake-up: blk-mq calls `commit_rqs` if it ends without
@@ -148,45 +309,206 @@ impl request::Operations for LoopQueue {
         }
     }
 
-    fn rw_complete(rq: Rq<Self>, res: RwResult) {
+    fn rw_complete(mut rq: Rq<Self>, res: RwResult) {
+        let cmd = rq.pdu().get_mut();
+        // A non-blocking attempt that would have blocked: try again where blocking is fine.
+        // (Possibly in interrupt context: queueing the work is allowed there.)
+        // `EOPNOTSUPP` too: a block device that cannot take `REQ_NOWAIT` bios (a device-mapper
+        // table without NOWAIT support) fails them so; the blocking retry gives the real outcome.
+        // (io_uring treats a non-blocking `EOPNOTSUPP` the same way.) No reference to the device
+        // is taken here: an interrupt must never drop the last one.
+        if cmd.nowait && matches!(res, RwResult::Error(e) if e == EAGAIN || e == eopnotsupp()) {
+            Stats::inc(&rq.queue_data().stats.eagain);
+            return LoopDevice::punt(rq);
+        }
+        LoopDevice::leave_blocking(&mut rq);
         LoopQueue::complete_rw(rq, res);
+    }
+
+    fn blocking_queue<'a>(
+        dev: &'a <Arc<LoopDevice> as ForeignOwnable>::Borrowed<'_>,
+    ) -> Option<&'a WorkQueue> {
+        dev.engine().map(|e| &e.blocking)
+    }
+
+    fn run_work(rq: Rq<Self>) {
+        // The device outlives this call (tearing a device down flushes its engine first, see
+        // `LoopDevice::quiesce`), so this reference is never the last one.
+        let dev: Arc<LoopDevice> = rq.queue_data().into();
+        // As the queue workers: no I/O-recursive reclaim, dirty throttling of this task only.
+        let _flags = IoTaskFlags::set();
+        dev.run_blocking(rq);
     }
 }
 
-/// What the worker does with a request, decided while it reads the I/O state.
+/// What a worker does with a request, decided while it reads the I/O state.
 enum Action {
     /// Read or write the data at this byte position of the backing file.
     ReadWrite { pos: u64, write: bool },
+    /// Hand it to the blocking path (flush, discard, write-zeroes).
+    Blocking,
     /// Done already (or refused), with this result.
     Done(Result),
 }
 
+/// How a non-blocking read or write went.
+enum Attempt {
+    /// Submitted or finished: the request moved on.
+    Gone,
+    /// It would block: the request goes to the blocking path.
+    WouldBlock(Rq<LoopQueue>),
+}
+
 impl LoopDevice {
-    /// Handles one request in the worker (`loop_handle_cmd` + `do_req_filebacked`).
-    fn handle(&self, mut rq: Rq<LoopQueue>) {
-        // We can block in this context, so ignore REQ_NOWAIT.
+    /// Handles one request in its hardware queue's worker: the non-blocking part of
+    /// `loop_handle_cmd`.
+    fn dispatch(&self, mut rq: Rq<LoopQueue>) {
+        // We can block in this context (if we choose to), so ignore REQ_NOWAIT.
         rq.clear_nowait();
-        // Everything done for the request below (file I/O, page cache, fsync, fallocate) is
-        // charged to the submitter's blkcg and memcg, until `_cgroups` goes at the end.
-        let _cgroups = Association::of(&rq);
+        // What is done for the request here (file I/O, page cache) is charged to the submitter's
+        // blkcg and memcg.
+        Association::with(rq, |rq| self.dispatch_charged(rq));
+    }
+
+    /// [`LoopDevice::dispatch`], under the submitter's cgroups.
+    fn dispatch_charged(&self, mut rq: Rq<LoopQueue>) {
+        let (pos, write) = match self.decide(&rq, false) {
+            Action::ReadWrite { pos, write } => (pos, write),
+            Action::Blocking => return Self::punt(rq),
+            Action::Done(res) => return self.end_other(rq, res),
+        };
+        let (nowait_capable, bdev) = match self.lock.io_view(&rq).and_then(|io| io.file.as_deref())
+        {
+            Some(file) => (file.supports_nowait(), file.is_block_device()),
+            None => return self.end(rq, BlkStatus::IOERR),
+        };
         let use_aio = rq.pdu().use_aio;
-        let action = self.decide(&rq);
-        match action {
-            Action::ReadWrite { pos, write } if use_aio => rq.rw_direct(&self.lock, pos, write),
-            Action::ReadWrite { pos, write } => {
-                let res = self.rw_buffered(&mut rq, pos, write);
-                LoopQueue::complete_rw(rq, res);
+        // Ming Lei's heuristic for writes: on a file (not a block device), a non-blocking write
+        // mostly fails while allocating writes are outstanding, so skip the attempt then.
+        let try_nowait =
+            nowait_capable && (!write || bdev || self.stats.blocking_writes.load(Relaxed) == 0);
+        if !try_nowait {
+            if use_aio && !nowait_capable {
+                // A file system without NOWAIT support: submit here as loop.c does (direct I/O
+                // submission mostly queues and returns).
+                Stats::inc(&self.stats.aio_blocking);
+                return rq.rw_direct(&self.lock, pos, write, false);
             }
-            // Non-AIO commands: EOPNOTSUPP passes through, every other error is EIO.
-            Action::Done(Ok(())) => rq.end(BlkStatus::OK),
-            Action::Done(Err(e)) if e == eopnotsupp() => rq.end(BlkStatus::NOTSUPP),
-            Action::Done(Err(_)) => rq.end(BlkStatus::IOERR),
+            return Self::punt(rq);
+        }
+        let attempt = if use_aio {
+            rq.pdu().get_mut().nowait = true;
+            Stats::inc(&self.stats.aio_nowait);
+            rq.rw_direct(&self.lock, pos, write, true);
+            Attempt::Gone
+        } else if write && self.stats.no_nowait_buffered_writes.load(Relaxed) {
+            // Into the page cache, which mostly does not block: here, as loop.c does.
+            Stats::inc(&self.stats.buffered_blocking);
+            let res = self.rw_buffered(&mut rq, pos, write, false);
+            LoopQueue::complete_rw(rq, res);
+            Attempt::Gone
+        } else {
+            self.buffered_nowait(rq, pos, write)
+        };
+        if let Attempt::WouldBlock(rq) = attempt {
+            Stats::inc(&self.stats.eagain);
+            Self::punt(rq);
         }
     }
 
-    /// `do_req_filebacked`: flush, discard and write-zeroes are done here; reads and writes
-    /// are returned to be done by the caller, which owns the request.
-    fn decide(&self, rq: &Rq<LoopQueue>) -> Action {
+    /// A buffered read or write that moves what it can without blocking (page-cache hits).
+    fn buffered_nowait(&self, mut rq: Rq<LoopQueue>, pos: u64, write: bool) -> Attempt {
+        let res = self.rw_buffered(&mut rq, pos, write, true);
+        let would_block = match res {
+            // What was moved is kept: the blocking path continues from there.
+            RwResult::Partial { done } => {
+                rq.pdu().get_mut().done = done;
+                true
+            }
+            RwResult::Error(e) if e == EAGAIN => true,
+            // The file system has no non-blocking buffered writes (ext4): remembered. (A read
+            // refused so is retried blocking, which gives its real outcome.)
+            RwResult::Error(e) if e == eopnotsupp() => {
+                if write {
+                    self.stats.no_nowait_buffered_writes.store(true, Relaxed);
+                }
+                true
+            }
+            _ => false,
+        };
+        if would_block {
+            return Attempt::WouldBlock(rq);
+        }
+        Stats::inc(&self.stats.buffered_nowait);
+        LoopQueue::complete_rw(rq, res);
+        Attempt::Gone
+    }
+
+    /// Hands a request to the blocking path (a work item on the device's workqueue). Takes no
+    /// reference to the device: it may run in an interrupt.
+    fn punt(mut rq: Rq<LoopQueue>) {
+        let write = rq.info().op == ReqOp::Write;
+        let cmd = rq.pdu().get_mut();
+        cmd.nowait = false;
+        if write && !cmd.blocking_write {
+            cmd.blocking_write = true;
+            rq.queue_data().stats.blocking_writes.add(1, Relaxed);
+        }
+        if let Err(mut rq) = rq.punt_blocking() {
+            // Bound devices have their engine; this would be a driver bug, not a user error.
+            Self::leave_blocking(&mut rq);
+            let dev = rq.queue_data();
+            Stats::inc(&dev.stats.ended);
+            Stats::inc(&dev.stats.err_io);
+            rq.end(BlkStatus::IOERR);
+        }
+    }
+
+    /// The blocking path of a request (`loop_handle_cmd` + `do_req_filebacked`), in a workqueue
+    /// worker: anything may sleep here.
+    fn run_blocking(&self, mut rq: Rq<LoopQueue>) {
+        Stats::inc(&self.stats.blocking);
+        rq.clear_nowait();
+        Association::with(rq, |rq| self.run_blocking_charged(rq));
+    }
+
+    /// [`LoopDevice::run_blocking`], under the submitter's cgroups.
+    fn run_blocking_charged(&self, mut rq: Rq<LoopQueue>) {
+        match self.decide(&rq, true) {
+            Action::ReadWrite { pos, write } if rq.pdu().use_aio => {
+                // Completes through `rw_complete`, which ends the blocking write.
+                Stats::inc(&self.stats.aio_blocking);
+                rq.rw_direct(&self.lock, pos, write, false);
+            }
+            Action::ReadWrite { pos, write } => {
+                Stats::inc(&self.stats.buffered_blocking);
+                let res = self.rw_buffered(&mut rq, pos, write, false);
+                Self::leave_blocking(&mut rq);
+                LoopQueue::complete_rw(rq, res);
+            }
+            // Decided with `blocking` set: never asks to be punted again.
+            Action::Blocking => {
+                Self::leave_blocking(&mut rq);
+                self.end(rq, BlkStatus::IOERR);
+            }
+            Action::Done(res) => {
+                Self::leave_blocking(&mut rq);
+                self.end_other(rq, res);
+            }
+        }
+    }
+
+    /// A write leaving the blocking path: no longer counted as an outstanding blocking write.
+    fn leave_blocking(rq: &mut Rq<LoopQueue>) {
+        if core::mem::take(&mut rq.pdu().get_mut().blocking_write) {
+            rq.queue_data().stats.blocking_writes.add(-1, Relaxed);
+        }
+    }
+
+    /// `do_req_filebacked`: with `blocking`, flush, discard and write-zeroes are done here
+    /// (without, they are to go to the blocking path); reads and writes are returned to be done
+    /// by the caller, which owns the request.
+    fn decide(&self, rq: &Rq<LoopQueue>, blocking: bool) -> Action {
         let info = rq.info();
         let Some(io) = self.lock.io_view(rq) else {
             pr_warn_once!(
@@ -207,7 +529,11 @@ impl LoopDevice {
         match info.op {
             ReqOp::Read => Action::ReadWrite { pos, write: false },
             ReqOp::Write => Action::ReadWrite { pos, write: true },
-            ReqOp::Flush => Action::Done(file.fsync()),
+            ReqOp::Flush | ReqOp::WriteZeroes { .. } | ReqOp::Discard if !blocking => {
+                Action::Blocking
+            }
+            // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
+            ReqOp::Flush => Action::Done(file.fsync().map_err(|_| EIO)),
             // If the caller doesn't want deallocation, zero the range; otherwise punch it out.
             ReqOp::WriteZeroes { unmap: false } => {
                 Action::Done(self.fallocate(rq, file, FALLOC_FL_ZERO_RANGE, pos, info.bytes))
@@ -220,6 +546,29 @@ impl LoopDevice {
                 Action::Done(Err(EIO))
             }
         }
+    }
+
+    /// Ends a request that is not a read or write (or was refused before any I/O): `loop.c`'s
+    /// policy for them: `EOPNOTSUPP` passes through, every other error is `EIO`.
+    fn end_other(&self, rq: Rq<LoopQueue>, res: Result) {
+        let status = match res {
+            Ok(()) => BlkStatus::OK,
+            Err(e) if e == eopnotsupp() => BlkStatus::NOTSUPP,
+            Err(_) => BlkStatus::IOERR,
+        };
+        self.end(rq, status);
+    }
+
+    /// Ends a request, counting it.
+    pub(crate) fn end(&self, rq: Rq<LoopQueue>, status: BlkStatus) {
+        Stats::inc(&self.stats.ended);
+        match status {
+            BlkStatus::OK => {}
+            BlkStatus::NOSPC => Stats::inc(&self.stats.err_nospc),
+            BlkStatus::NOTSUPP => Stats::inc(&self.stats.err_notsupp),
+            _ => Stats::inc(&self.stats.err_io),
+        }
+        rq.end(status);
     }
 
     /// Discard / write-zeroes through `->fallocate` (`lo_fallocate`).
@@ -252,21 +601,27 @@ impl LoopDevice {
     }
 
     /// The buffered path: a synchronous kiocb (never `IOCB_DIRECT`, even on an `O_DIRECT`
-    /// file, so turning direct I/O off works) called until all bytes moved. Short reads
-    /// continue until end of file; a write that makes no progress is an error, never a silent
-    /// success.
-    fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool) -> RwResult {
+    /// file, so turning direct I/O off works) called until all bytes moved, continuing where an
+    /// earlier attempt stopped. Short reads continue until end of file; a write that makes no
+    /// progress is an error, never a silent success. With `nowait`, a call that would block
+    /// ends the attempt: `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the
+    /// file system has no non-blocking buffered writes) of the first call.
+    fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool, nowait: bool) -> RwResult {
         let bytes = rq.info().bytes;
+        let mut done = rq.pdu().done;
         let Ok(pos) = i64::try_from(pos) else {
             return RwResult::Error(EIO);
         };
-        let mut rw = match rq.buffered(&self.lock, write) {
+        let mut rw = match rq.buffered(&self.lock, write, nowait) {
             Ok(rw) => rw,
             Err(e) => return RwResult::Error(e),
         };
-        let mut done: u32 = 0;
+        rw.skip(done);
         while done < bytes {
             match rw.step(pos + i64::from(done)) {
+                r if nowait && done > 0 && (r == EAGAIN.to_errno() as isize) => {
+                    return RwResult::Partial { done }
+                }
                 r if r < 0 => return RwResult::Error(Error::from_errno(r as i32)),
                 0 if write => return RwResult::Error(EIO),
                 0 => return RwResult::EndOfFile { done },
@@ -292,7 +647,9 @@ impl LoopQueue {
     /// `EIO`, as loop.c does for a read of 0 bytes. Unlike loop.c, a short write is never
     /// acknowledged as a whole.
     pub(crate) fn complete_rw(mut rq: Rq<LoopQueue>, res: RwResult) {
-        match completion(res, rq.info().op) {
+        let completion = completion(res, rq.info().op);
+        rq.queue_data().stats.count(&completion);
+        match completion {
             Completion::End(status) => rq.end(status),
             Completion::Requeue { done } => match rq.advance(done) {
                 Ok(()) => rq.requeue(),
@@ -307,6 +664,24 @@ impl LoopQueue {
                     rq.zero_fill();
                 }
                 rq.end(BlkStatus::IOERR);
+            }
+        }
+    }
+}
+
+impl Stats {
+    /// Counts how a read or write request ends (a requeue ends this dispatch of it).
+    fn count(&self, completion: &Completion) {
+        Stats::inc(&self.ended);
+        match completion {
+            Completion::End(BlkStatus::OK) => {}
+            Completion::End(BlkStatus::NOSPC) => Stats::inc(&self.err_nospc),
+            Completion::End(BlkStatus::NOTSUPP) => Stats::inc(&self.err_notsupp),
+            Completion::End(_) => Stats::inc(&self.err_io),
+            Completion::Requeue { .. } => Stats::inc(&self.requeued),
+            Completion::Fail { .. } => {
+                Stats::inc(&self.short_failed);
+                Stats::inc(&self.err_io);
             }
         }
     }

@@ -50,6 +50,7 @@ static_assert(FALLOC_FL_KEEP_SIZE == 0x01);
 static_assert(FALLOC_FL_PUNCH_HOLE == 0x02);
 static_assert(FALLOC_FL_ZERO_RANGE == 0x10);
 static_assert(IOCB_NOWAIT == (1 << 3));
+static_assert(IOCB_DIRECT == (1 << 17));
 
 
 /* rust_loop/uapi.rs: include/uapi/linux/loop.h on x86-64 */
@@ -86,9 +87,23 @@ static_assert(offsetof(struct loop_info, lo_device) == 8 &&
 	      offsetof(struct loop_info, reserved) == 160);
 #endif
 
-void rust_loop_kiocb_start_write(struct kiocb *iocb)
+/*
+ * Freeze protection for a write through iocb. A non-blocking one does not wait for a frozen
+ * file system (io_uring's io_kiocb_start_write): false, and the caller retries where it may
+ * block.
+ */
+bool rust_loop_kiocb_start_write(struct kiocb *iocb)
 {
-	kiocb_start_write(iocb);
+	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
+
+	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+		kiocb_start_write(iocb);
+		return true;
+	}
+	if (!sb_start_write_trylock(sb))
+		return false;
+	__sb_writers_release(sb, SB_FREEZE_WRITE);
+	return true;
 }
 
 void rust_loop_kiocb_end_write(struct kiocb *iocb)
@@ -99,6 +114,26 @@ void rust_loop_kiocb_end_write(struct kiocb *iocb)
 void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_kwork_fn fn)
 {
 	kthread_init_work(work, fn);
+}
+
+void rust_loop_init_work(struct work_struct *work, rust_loop_work_fn fn)
+{
+	INIT_WORK(work, fn);
+}
+
+bool rust_loop_queue_work(struct workqueue_struct *wq, struct work_struct *work)
+{
+	return queue_work(wq, work);
+}
+
+unsigned int rust_loop_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
+unsigned int rust_loop_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
 }
 
 int rust_loop_mutex_lock_killable(struct mutex *lock)
@@ -189,6 +224,18 @@ bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_lim
 void rust_loop_limits_cancel_update(struct request_queue *q)
 {
 	queue_limits_cancel_update(q);
+}
+
+/* The CPUs blk-mq maps to hardware queue @index of @q (queue_for_each_hw_ctx()). */
+const struct cpumask *rust_loop_hw_queue_cpumask(struct request_queue *q, unsigned int index)
+{
+	struct blk_mq_hw_ctx *hctx;
+	unsigned long i;
+
+	queue_for_each_hw_ctx(q, hctx, i)
+		if (hctx->queue_num == index)
+			return hctx->cpumask;
+	return NULL;
 }
 
 /* The limits are written under limits_lock and read without it, as the block layer does. */

@@ -28,15 +28,23 @@ struct path;
 struct queue_limits;
 struct request;
 struct request_queue;
+struct workqueue_struct;
+struct cpumask;
+struct work_struct;
 
 typedef void (*rust_loop_kwork_fn)(struct kthread_work *work);
+typedef void (*rust_loop_work_fn)(struct work_struct *work);
 
 /* Freeze protection of an async write (fs.h). */
-void rust_loop_kiocb_start_write(struct kiocb *iocb);
+bool rust_loop_kiocb_start_write(struct kiocb *iocb);
 void rust_loop_kiocb_end_write(struct kiocb *iocb);
 
-/* kthread_init_work() is a macro (kthread.h). */
+/* kthread_init_work() and INIT_WORK() are macros (kthread.h, workqueue.h). */
 void rust_loop_kthread_init_work(struct kthread_work *work, rust_loop_kwork_fn fn);
+void rust_loop_init_work(struct work_struct *work, rust_loop_work_fn fn);
+bool rust_loop_queue_work(struct workqueue_struct *wq, struct work_struct *work);
+unsigned int rust_loop_num_online_cpus(void);
+unsigned int rust_loop_nr_cpu_ids(void);
 
 /* mutex_lock_killable() is a macro with lockdep (mutex.h). */
 int rust_loop_mutex_lock_killable(struct mutex *lock);
@@ -60,6 +68,7 @@ void rust_loop_unfreeze_queue(struct request_queue *q, unsigned int memflags);
 void rust_loop_limits_start_update(struct request_queue *q, struct queue_limits *lim);
 bool rust_loop_limits_try_start_update(struct request_queue *q, struct queue_limits *lim);
 void rust_loop_limits_cancel_update(struct request_queue *q);
+const struct cpumask *rust_loop_hw_queue_cpumask(struct request_queue *q, unsigned int index);
 unsigned int rust_loop_queue_logical_block_size(struct request_queue *q);
 unsigned int rust_loop_queue_max_discard_sectors(struct request_queue *q);
 

@@ -38,6 +38,10 @@ const BLK_OPEN_EXCL: u32 = 1 << 2;
 
 /// The block-device operations of a driver's disks.
 pub(crate) trait Operations: request::Operations {
+    /// The driver's operations table, a `static` of the driver (`static FOPS: Fops<Self> =
+    /// Fops::new();`): a `static` has one address, which tells the driver's disks from others.
+    const FOPS: &'static Fops<Self>;
+
     /// `->open` of the disk.
     fn open(disk: DiskRef<'_, Self>, mode: OpenMode) -> Result;
 
@@ -72,7 +76,27 @@ impl OpenMode {
 
 /// The operations table of `T`'s disks.
 pub(crate) fn fops<T: Operations>() -> &'static bindings::block_device_operations {
-    &Table::<T>::FOPS
+    &T::FOPS.table
+}
+
+/// The block-device operations table of `T`'s disks, to be placed in a `static` (see
+/// [`Operations::FOPS`]).
+pub(crate) struct Fops<T: Operations> {
+    table: bindings::block_device_operations,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The table is never written after construction; the block layer only reads it.
+unsafe impl<T: Operations> Sync for Fops<T> {}
+
+impl<T: Operations> Fops<T> {
+    /// The table of `T`'s trampolines.
+    pub(crate) const fn new() -> Self {
+        Self {
+            table: Table::<T>::FOPS,
+            _p: PhantomData,
+        }
+    }
 }
 
 struct Table<T: Operations>(PhantomData<T>);
@@ -122,9 +146,9 @@ unsafe extern "C" fn open<T: Operations>(
 unsafe extern "C" fn release<T: Operations>(disk: *mut bindings::gendisk) {
     // SAFETY: An added disk of `T`, alive during the call.
     let disk = unsafe { DiskRef::<T>::from_raw(disk) };
-    // SAFETY: The block layer holds `open_mutex` across `->release`; the token does not
-    // outlive this call.
-    let held = unsafe { OpenMutexHeld::new() };
+    // SAFETY: The block layer holds this disk's `open_mutex` across `->release`; the token
+    // does not outlive this call.
+    let held = unsafe { OpenMutexHeld::new(disk.raw()) };
     T::release(disk, &held);
 }
 

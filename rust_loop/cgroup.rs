@@ -9,7 +9,9 @@
 //! Types and the invariants they enforce:
 //! - [`CssRef`]: one counted reference to a cgroup subsystem state, put exactly once, on drop.
 //! - [`Association`]: the current kthread's blkcg and active memcg set for the guard's life and
-//!   restored on drop; `!Send`, so it is restored on the task that set it. It holds its own
+//!   restored on drop; `!Send`, so it is restored on the task that set it, and made only by
+//!   [`Association::with`], which scopes it to a call, so nested ones end in reverse order
+//!   (the active memcg is a stack: each restores what it replaced). It holds its own
 //!   references (the memcg's as a [`CssRef`], the blkcg's inside the kthread), so it does not
 //!   borrow the request it was made from: the request may complete while I/O it started is
 //!   still being submitted under the association.
@@ -67,11 +69,18 @@ pub(crate) struct Association {
 }
 
 impl Association {
+    /// Runs `f` on `rq` with what the current task does charged to the cgroups of `rq`'s
+    /// submitter (see [`Association::of`]); the previous state is back when `f` returns.
+    pub(crate) fn with<T: Operations, R>(rq: Rq<T>, f: impl FnOnce(Rq<T>) -> R) -> R {
+        let _association = Self::of(&rq);
+        f(rq)
+    }
+
     /// Charges what the current task does to the cgroups of `rq`'s submitter: its first bio's
     /// blkcg, and the memcg of that blkcg's cgroup (`loop_queue_rq` + `loop_handle_cmd`).
     /// Nothing is associated for a request without data (a flush). Outside a kthread the blkcg
     /// part does nothing (`kthread_associate_blkcg`'s rule).
-    pub(crate) fn of<T: Operations>(rq: &Rq<T>) -> Self {
+    fn of<T: Operations>(rq: &Rq<T>) -> Self {
         // SAFETY: We own the request; its first bio, and so the bio's blkg and css, live while it
         // is in flight, which the borrow of `rq` covers for the calls below.
         let blkcg = unsafe { helpers::rust_loop_rq_blkcg_css(rq.as_raw()) };

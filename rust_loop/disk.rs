@@ -287,6 +287,17 @@ impl<'a, T: Operations> DiskRef<'a, T> {
         }
     }
 
+    /// The CPUs blk-mq maps to hardware queue `index` of the disk's queue.
+    pub(crate) fn hw_queue_cpumask(self, index: u32) -> Option<CpuMask<'a>> {
+        // SAFETY: The queue is alive; its hardware contexts live as long as it does.
+        let mask = unsafe { helpers::rust_loop_hw_queue_cpumask(self.queue(), index) };
+        // INVARIANT: A hardware context's mask lives as long as the queue, borrowed for 'a.
+        NonNull::new(mask.cast_mut()).map(|mask| CpuMask {
+            mask,
+            _p: PhantomData,
+        })
+    }
+
     /// Enables or disables the kernel's partition scan for the disk (`GD_SUPPRESS_PART_SCAN`).
     pub(crate) fn set_partscan(self, enabled: bool) {
         // SAFETY: `state` is a bitmap of the live disk, changed with atomic bit operations.
@@ -315,8 +326,13 @@ impl<'a, T: Operations> DiskRef<'a, T> {
     }
 
     /// Drops every partition, BLKPG-added ones included, on the release path.
-    pub(crate) fn drop_partitions(self, _held: &OpenMutexHeld<'_>) -> Result {
-        // SAFETY: `open_mutex` is held (the token exists only inside `->release`).
+    /// The token must be this disk's (`EINVAL` otherwise).
+    pub(crate) fn drop_partitions(self, held: &OpenMutexHeld<'_>) -> Result {
+        if held.disk != self.raw() {
+            return Err(EINVAL);
+        }
+        // SAFETY: This disk's `open_mutex` is held (the token is this disk's, and exists only
+        // inside its `->release`).
         to_result(unsafe { bindings::bdev_disk_changed(self.raw(), false) })
     }
 
@@ -336,8 +352,28 @@ impl<'a, T: Operations> DiskRef<'a, T> {
     }
 }
 
-/// Proof that the disk's `open_mutex` is held: only the `->release` callback makes one.
+/// A CPU mask borrowed from a disk's queue (a hardware queue's CPUs).
+///
+/// # Invariants
+///
+/// `mask` is a valid cpumask for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct CpuMask<'a> {
+    mask: NonNull<bindings::cpumask>,
+    _p: PhantomData<&'a bindings::cpumask>,
+}
+
+impl CpuMask<'_> {
+    /// The C mask, valid for the borrow.
+    pub(crate) fn as_raw(self) -> *const bindings::cpumask {
+        self.mask.as_ptr()
+    }
+}
+
+/// Proof that the `open_mutex` of the disk `disk` is held: only the `->release` callback makes
+/// one.
 pub(crate) struct OpenMutexHeld<'a> {
+    disk: *mut bindings::gendisk,
     _p: PhantomData<&'a mut ()>,
     _not_send: PhantomData<*mut ()>,
 }
@@ -345,9 +381,10 @@ pub(crate) struct OpenMutexHeld<'a> {
 impl OpenMutexHeld<'_> {
     /// # Safety
     ///
-    /// The disk's `open_mutex` is held for the token's lifetime.
-    pub(crate) unsafe fn new() -> Self {
+    /// The `open_mutex` of `disk` is held for the token's lifetime.
+    pub(crate) unsafe fn new(disk: *mut bindings::gendisk) -> Self {
         Self {
+            disk,
             _p: PhantomData,
             _not_send: PhantomData,
         }

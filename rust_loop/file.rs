@@ -36,6 +36,8 @@ use crate::{blkdev, disk::DiskRef, helpers};
 const FMODE_WRITE: u32 = 1 << 1;
 /// `FMODE_CAN_ODIRECT` (checked in `include/rust_loop_helpers.c`).
 const FMODE_CAN_ODIRECT: u32 = 1 << 22;
+/// `FMODE_NOWAIT` (checked in `include/rust_loop_helpers.c`).
+const FMODE_NOWAIT: u32 = 1 << 27;
 /// `FALLOC_FL_KEEP_SIZE` (`include/uapi/linux/falloc.h`; checked in the C helpers).
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 /// `FALLOC_FL_PUNCH_HOLE` (checked in the C helpers).
@@ -162,6 +164,11 @@ impl BackingFile {
     /// The file supports `O_DIRECT` (`FMODE_CAN_ODIRECT`).
     pub(crate) fn can_direct_io(&self) -> bool {
         self.f_mode() & FMODE_CAN_ODIRECT != 0
+    }
+
+    /// The file system supports `IOCB_NOWAIT` on it (`FMODE_NOWAIT`).
+    pub(crate) fn supports_nowait(&self) -> bool {
+        self.f_mode() & FMODE_NOWAIT != 0
     }
 
     /// The file was opened with `O_DIRECT`.

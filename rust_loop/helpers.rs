@@ -14,12 +14,26 @@
 use kernel::{bindings, ffi::*};
 
 extern "C" {
-    pub(crate) fn rust_loop_kiocb_start_write(iocb: *mut bindings::kiocb);
+    pub(crate) fn rust_loop_kiocb_start_write(iocb: *mut bindings::kiocb) -> bool;
     pub(crate) fn rust_loop_kiocb_end_write(iocb: *mut bindings::kiocb);
     pub(crate) fn rust_loop_kthread_init_work(
         work: *mut bindings::kthread_work,
         f: unsafe extern "C" fn(*mut bindings::kthread_work),
     );
+    pub(crate) fn rust_loop_init_work(
+        work: *mut bindings::work_struct,
+        f: unsafe extern "C" fn(*mut bindings::work_struct),
+    );
+    pub(crate) fn rust_loop_queue_work(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+    ) -> bool;
+    pub(crate) fn rust_loop_num_online_cpus() -> c_uint;
+    pub(crate) fn rust_loop_nr_cpu_ids() -> c_uint;
+    pub(crate) fn rust_loop_hw_queue_cpumask(
+        q: *mut bindings::request_queue,
+        index: c_uint,
+    ) -> *const bindings::cpumask;
     pub(crate) fn rust_loop_mutex_lock_killable(lock: *mut bindings::mutex) -> c_int;
     pub(crate) fn rust_loop_llist_add(
         node: *mut bindings::llist_node,

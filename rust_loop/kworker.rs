@@ -20,14 +20,14 @@
 use core::{fmt, marker::PhantomPinned, pin::Pin, ptr::NonNull};
 use kernel::{
     bindings,
-    error::from_err_ptr,
+    error::{from_err_ptr, to_result},
     ffi::{c_long, c_uint},
     prelude::*,
     str::CString,
     types::Opaque,
 };
 
-use crate::helpers;
+use crate::{disk::CpuMask, helpers};
 
 /// What a [`KWorker`] runs.
 pub(crate) trait Work: Send + Sync {
@@ -105,6 +105,22 @@ impl<W: Work> KWorker<W> {
     /// The data the work runs on.
     pub(crate) fn data(&self) -> &W {
         &self.data
+    }
+
+    /// Restricts the worker thread to `cpus` (the CPUs of the hardware queue it serves, so that
+    /// a request is handled where it was submitted).
+    pub(crate) fn set_affinity(&self, cpus: CpuMask<'_>) -> Result {
+        // SAFETY: The worker is live (type invariant); `task` is set at creation.
+        let task = unsafe { (*self.worker.as_ptr()).task };
+        // SAFETY: `task` is a live kthread of ours; the mask is valid for the call (it is
+        // copied).
+        to_result(unsafe { bindings::set_cpus_allowed_ptr(task, cpus.as_raw()) })
+    }
+
+    /// Waits until the work, if queued or running, has finished.
+    pub(crate) fn flush(&self) {
+        // SAFETY: The worker is live (type invariant).
+        unsafe { bindings::kthread_flush_worker(self.worker.as_ptr()) };
     }
 
     /// Queues the work (see the module documentation).

@@ -45,6 +45,7 @@ use crate::{
     disk::DiskRef,
     helpers,
     lock::{DevLock, IoState},
+    workqueue::WorkQueue,
 };
 
 /// `REQ_OP_MASK` (`include/linux/blk_types.h`; checked in `include/rust_loop_helpers.c`).
@@ -55,6 +56,8 @@ const BLK_STS_NOTSUPP: u8 = 1;
 const BLK_STS_NOSPC: u8 = 3;
 /// `BLK_STS_IOERR` (checked in `include/rust_loop_helpers.c`).
 const BLK_STS_IOERR: u8 = 10;
+/// `IOCB_NOWAIT` (`include/linux/fs.h`; checked in `include/rust_loop_helpers.c`).
+const IOCB_NOWAIT: c_int = 1 << 3;
 
 /// A blk-mq driver whose requests carry a `Pdu`, handled through [`Rq`].
 pub(crate) trait Operations: Sized + 'static {
@@ -81,6 +84,16 @@ pub(crate) trait Operations: Sized + 'static {
     /// An asynchronous read or write started by [`Rq::rw_direct`] has finished. Runs in the
     /// file system's completion context, possibly an interrupt: must not sleep.
     fn rw_complete(rq: Rq<Self>, res: RwResult);
+
+    /// The workqueue of the blocking path ([`Rq::punt_blocking`]), if the queue data has one.
+    /// The returned queue is borrowed from the queue data, so it lives as long as the queue.
+    fn blocking_queue<'a>(
+        data: &'a <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+    ) -> Option<&'a WorkQueue>;
+
+    /// A request handed to the blocking path with [`Rq::punt_blocking`] runs here, in a
+    /// workqueue worker (a kthread that may sleep).
+    fn run_work(rq: Rq<Self>);
 }
 
 /// How a read or write of a request's data ended.
@@ -191,6 +204,9 @@ struct Cmd<T: Operations> {
     /// Link of [`RqList`].
     #[pin]
     link: Opaque<bindings::llist_node>,
+    /// Work item of [`Rq::punt`], initialised with [`run_work::<T>`].
+    #[pin]
+    work: Opaque<bindings::work_struct>,
     #[pin]
     aio: AioCmd,
     #[pin]
@@ -201,6 +217,10 @@ impl<T: Operations> Cmd<T> {
     fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             link: Opaque::zeroed(),
+            work <- Opaque::ffi_init(|w| {
+                // SAFETY: `w` is valid for writes; `INIT_WORK` initialises it fully.
+                unsafe { helpers::rust_loop_init_work(w, run_work::<T>) }
+            }),
             aio <- pin_init!(AioCmd {
                 // An all-zero kiocb is idle; it is set up for every request.
                 iocb: Opaque::zeroed(),
@@ -370,13 +390,24 @@ impl<T: Operations> Rq<T> {
 
     /// Zeroes what is left of every bio of the request (`zero_fill_bio`).
     pub(crate) fn zero_fill(&mut self) {
-        // SAFETY: We own the request, so its bios and their pages are ours to fill.
+        // Only a read's pages are ours to write: a write's may be anyone's (the zero page, a
+        // file's page cache).
+        if self.info().op != ReqOp::Read {
+            return;
+        }
+        // SAFETY: We own the read request, so its bios and their pages are ours to fill.
         unsafe { helpers::rust_loop_rq_zero_fill(self.as_raw()) };
     }
 
     /// Builds an iov_iter over the request's data: in place for a single bio, from a copy in
-    /// the command's bvec array when the request has several.
+    /// the command's bvec array when the request has several. The direction must be the
+    /// request's (`EINVAL` otherwise): filling a write's pages would write to memory that is not
+    /// ours (the zero page, another file's page cache).
     fn build_iter(&mut self, write: bool) -> Result<bindings::iov_iter> {
+        match (self.info().op, write) {
+            (ReqOp::Read, false) | (ReqOp::Write, true) => {}
+            _ => return Err(EINVAL),
+        }
         let p = self.as_raw();
         let bytes = self.info().bytes as usize;
         let dir = if write {
@@ -390,6 +421,9 @@ impl<T: Operations> Rq<T> {
         let nr = unsafe { helpers::rust_loop_rq_nr_bvec(p) };
         // SAFETY: As above.
         let bio = unsafe { (*p).bio };
+        if bio.is_null() {
+            return Err(EIO);
+        }
         // SAFETY: As above.
         let single = bio == unsafe { (*p).biotail };
         if single {
@@ -432,6 +466,7 @@ impl<T: Operations> Rq<T> {
         &'a mut self,
         lock: &'a DevLock<C, I>,
         write: bool,
+        nowait: bool,
     ) -> Result<BufferedRw<'a>> {
         let file = lock.io_view(self).and_then(I::file).ok_or(EIO)?.as_raw();
         let ioprio = self.ioprio();
@@ -441,6 +476,8 @@ impl<T: Operations> Rq<T> {
         let mut iocb: bindings::kiocb = unsafe { core::mem::zeroed() };
         iocb.ki_filp = file;
         iocb.ki_ioprio = ioprio;
+        // Never `IOCB_DIRECT`, whatever the file's own flags: that is the buffered path.
+        iocb.ki_flags = if nowait { IOCB_NOWAIT } else { 0 };
         // INVARIANT: `file` is the backing file of the I/O view of a request borrowed for 'a.
         Ok(BufferedRw {
             iocb,
@@ -451,9 +488,16 @@ impl<T: Operations> Rq<T> {
     }
 
     /// Reads or writes the request's data at byte `pos` of the backing file of `lock`'s I/O
-    /// state with an async direct kiocb (`lo_rw_aio` with `use_aio`). The request comes back
-    /// through [`Operations::rw_complete`], now or from the file system's completion.
-    pub(crate) fn rw_direct<C, I: IoState>(mut self, lock: &DevLock<C, I>, pos: u64, write: bool) {
+    /// state with an async direct kiocb (`lo_rw_aio` with `use_aio`); with `nowait`, the file
+    /// system returns `EAGAIN` instead of blocking. The request comes back through
+    /// [`Operations::rw_complete`], now or from the file system's completion.
+    pub(crate) fn rw_direct<C, I: IoState>(
+        mut self,
+        lock: &DevLock<C, I>,
+        pos: u64,
+        write: bool,
+        nowait: bool,
+    ) {
         let file = match lock.io_view(&self).and_then(I::file) {
             Some(file) => file.as_raw(),
             None => return T::rw_complete(self, RwResult::Error(EIO)),
@@ -478,21 +522,23 @@ impl<T: Operations> Rq<T> {
         k.ki_filp = file;
         k.ki_pos = pos;
         k.ki_ioprio = ioprio;
-        k.ki_flags = bindings::IOCB_DIRECT as c_int;
+        k.ki_flags = bindings::IOCB_DIRECT as c_int | if nowait { IOCB_NOWAIT } else { 0 };
         k.ki_complete = Some(aio_complete::<T>);
         // SAFETY: The command is idle (we own the request) and so is its kiocb, ours until it
         // is submitted.
         unsafe { iocb.write(k) };
+        // Freeze protection across the async write; the last `aio_put` ends it. A
+        // non-blocking write on a frozen file system would block: it ends here instead.
+        // SAFETY: The kiocb is set up on an open file.
+        if write && !unsafe { helpers::rust_loop_kiocb_start_write(iocb) } {
+            return T::rw_complete(self, RwResult::Error(EAGAIN));
+        }
         aio.write.store(write, Relaxed);
         aio.ret.store(0, Relaxed);
         aio.refs.store(2, Relaxed);
         // The request now belongs to the command until its last reference is dropped: the file
         // stays open (a frozen queue is needed to change it) and the data in place.
         let _ = self.into_raw();
-        if write {
-            // SAFETY: Freeze protection across the async write; the last `aio_put` ends it.
-            unsafe { helpers::rust_loop_kiocb_start_write(iocb) };
-        }
         // SAFETY: The kiocb is set up on an open file, `iter` covers the request's data.
         let ret = unsafe { call_rw(iocb, &mut iter, write) };
         // SAFETY: `cmd` is the command of a request submitted above; this is the submitter's
@@ -507,6 +553,45 @@ impl<T: Operations> Rq<T> {
     }
 }
 
+impl<T: Operations> Rq<T> {
+    /// Hands the request to the queue's blocking workqueue ([`Operations::blocking_queue`]),
+    /// whose worker gives it to [`Operations::run_work`]; gives it back if there is none.
+    ///
+    /// Needs no reference to the queue data beyond the request's own, so it may run where the
+    /// caller holds none (an interrupt-context completion, which must never be the one to drop
+    /// the last reference to a device).
+    pub(crate) fn punt_blocking(self) -> core::result::Result<(), Self> {
+        let wq: Option<*const WorkQueue> = {
+            let data = self.queue_data();
+            T::blocking_queue(&data).map(core::ptr::from_ref)
+        };
+        let Some(wq) = wq else {
+            return Err(self);
+        };
+        // SAFETY: `wq` is borrowed from the queue data, which outlives every request of the
+        // queue, and this request is in flight until its work has run: the queue is still
+        // there when the work is queued. After that `punt` no longer reads `wq` (what
+        // `queue_work` touches after linking the work is RCU-protected against
+        // `destroy_workqueue`, as for every driver that queues a work it owns).
+        self.punt(unsafe { &*wq });
+        Ok(())
+    }
+
+    /// Hands the request to `wq`, whose worker gives it to [`Operations::run_work`].
+    fn punt(self, wq: &WorkQueue) {
+        // SAFETY: The command of an owned request is live.
+        let work = unsafe { (*self.cmd_ptr()).work.get() };
+        let _ = self.into_raw();
+        // SAFETY: The work item is initialised (`Cmd::new`) and lives in the request, which
+        // stays allocated while in flight; the request now belongs to the work until
+        // `run_work` hands it on, so nobody else can queue or touch this work meanwhile.
+        if !unsafe { wq.queue(work) } {
+            // Only the owner of the request queues its work: it cannot be pending already.
+            pr_warn!("rust_loop: the work of a request was pending twice\n");
+        }
+    }
+}
+
 impl<T: Operations> Drop for Rq<T> {
     fn drop(&mut self) {
         // A request must be ended or requeued; dropping one would leave it in flight forever
@@ -516,6 +601,27 @@ impl<T: Operations> Drop for Rq<T> {
         // SAFETY: We own the started request; it is not used after this.
         unsafe { bindings::blk_mq_end_request(p, BLK_STS_IOERR) };
     }
+}
+
+/// Work function of [`Rq::punt`].
+///
+/// # Safety
+///
+/// Called by a workqueue for the `work` of a [`Cmd<T>`] queued by [`Rq::punt`], once per
+/// queueing.
+unsafe extern "C" fn run_work<T: Operations>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `work` field of a `Cmd<T>` (only `Cmd::new` uses this function).
+    #[expect(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "container_of! is one operation; its type check names the field through the pointer"
+    )]
+    let cmd = unsafe {
+        kernel::container_of!(work.cast::<Opaque<bindings::work_struct>>(), Cmd<T>, work)
+    };
+    // SAFETY: `cmd` is the PDU of its request.
+    let rq = unsafe { bindings::blk_mq_rq_from_pdu(cmd.cast()) };
+    // SAFETY: `punt` gave the request to this work; it comes back here, once.
+    T::run_work(unsafe { Rq::from_raw(rq) });
 }
 
 /// Calls the file's `->read_iter` or `->write_iter` with `iocb`.
@@ -622,14 +728,21 @@ pub(crate) struct BufferedRw<'a> {
 }
 
 impl BufferedRw<'_> {
+    /// Skips the first `bytes` of the request's data (already moved by an earlier attempt).
+    pub(crate) fn skip(&mut self, bytes: u32) {
+        // SAFETY: `iter` is a set-up iov_iter; advancing past its end stops at the end.
+        unsafe { bindings::iov_iter_advance(&mut self.iter, bytes as usize) };
+    }
+
     /// One `->read_iter` / `->write_iter` call at byte `pos` of the file, continuing where the
     /// previous call stopped in the request's data. Returns what the file system returned.
     pub(crate) fn step(&mut self, pos: i64) -> isize {
         self.iocb.ki_pos = pos;
         let iocb = &raw mut self.iocb;
-        if self.write {
-            // SAFETY: Freeze protection around the write, as `kiocb_start_write` documents.
-            unsafe { helpers::rust_loop_kiocb_start_write(iocb) };
+        // SAFETY: Freeze protection around the write, as `kiocb_start_write` documents (a
+        // non-blocking write does not wait for a frozen file system: `EAGAIN`).
+        if self.write && !unsafe { helpers::rust_loop_kiocb_start_write(iocb) } {
+            return EAGAIN.to_errno() as isize;
         }
         // SAFETY: By the type invariant the kiocb is set up on an open file and `iter` covers
         // the request's data; the call is synchronous (no `ki_complete`).
