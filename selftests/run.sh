@@ -3,21 +3,35 @@
 #
 # run.sh [TEST...]: the differential run of the rust-loop selftests, inside a guest.
 #
-# Runs every test_*.sh (or the given ones, or $SELFTESTS; "dio_01" = test_dio_01.sh) first against the C loop.ko, then
-# against rust_loop_mod.ko, in this one boot, and prints KTAP with one subtest per driver, a
-# table of both columns and, last, "N passed, N failed, N skipped" for rust_loop. Exits non-zero
-# if any test fails on either driver: a test that fails on loop.ko is a wrong test.
+# Runs every test_*.sh (or the given ones, or $SELFTESTS; "dio_01" = test_dio_01.sh) first
+# against the C loop.ko, then against rust_loop, in this one boot, and prints KTAP with one
+# subtest per driver, a table of both columns with durations and, last, the closing line
+# "N passed, N failed, N skipped". A test passes if it passes on both drivers (or is skipped on
+# loop.ko by design and passes on rust_loop); it fails if it fails on either (a test that
+# fails on loop.ko is a wrong test) or if rust_loop skips it while loop.ko passes. rust_loop's
+# KUnit cases count too. The exit status is non-zero if anything failed.
 #
-# A kernel report (oops, WARN, lockdep, ...) during a test fails that test. If /dev/vda exists it
-# is formatted ext4 and holds the tests' files; otherwise they live in /tmp.
+# Failures anywhere fail the run and are named in the closing line:
+# - a kernel report (oops, WARN, BUG, lockdep, hung task, ...; kernel-reports.txt) while a test
+#   runs, while the runner cleans up after it, or while a driver is unloaded at the end. The
+#   kernel log is read record by record (kmsg.py) and split at markers the runner writes, so
+#   nothing is missed however much the tests log; lost records fail the window they were in;
+# - a driver that cannot be unloaded after its column (a leaked reference);
+# - a test that does not finish within its timeout (settings, or LT_TIMEOUT): the runner kills
+#   it from outside; if it cannot be killed (stuck in the kernel), the stacks of blocked tasks
+#   are shown (sysrq w) and the run stops there.
+#
+# If /dev/vda exists it is formatted ext4 and holds the tests' files; otherwise they live in
+# /tmp.
 set -uo pipefail
 
 # The whole script is one function, parsed before it runs: editing the file during a run
 # cannot change what runs.
 main() {
+	# Byte-wise string lengths (the kernel-log offsets below).
+	export LC_ALL=C
 	DIR=$(cd "$(dirname "$0")" && pwd)
 	cd "$DIR" || exit 1
-	# Per-test timeout: settings, or LT_TIMEOUT for long runs (make stress).
 	timeout_s=${LT_TIMEOUT:-$(sed -n 's/^timeout=//p' settings)}
 	reports=$(cat kernel-reports.txt)
 
@@ -28,7 +42,6 @@ main() {
 	else
 		tests=(test_*.sh)
 	fi
-	# Short names work too: "dio_01" means test_dio_01.sh.
 	for i in "${!tests[@]}"; do
 		t=${tests[$i]}
 		[ -f "$t" ] || tests[i]=test_${t%.sh}.sh
@@ -42,85 +55,255 @@ main() {
 	# For tests that compare rust_loop's results with loop.ko's of the same boot.
 	export LT_SHARED=$scratch/shared
 	mkdir -p "$LT_SHARED"
+
+	klog=$scratch/kmsg.log
+	: >"$klog"
+	python3 kmsg.py "$klog" &
+	kmsg_pid=$!
+	nmark=0
+	klog_off=0
+	harness_failures=()
+	# A window of the kernel log before anything ran: boot-time reports count too.
+	check_window "boot" >"$scratch/window"
+	sed 's/^/    /' "$scratch/window"
+
 	# Start clean: neither driver loaded.
 	rmmod loop 2>/dev/null
-	rmmod rust_loop_mod 2>/dev/null
 
-	declare -A result
-	# LT_DRIVERS="rust" runs one column only (a long debug-kernel run, for instance).
+	declare -A result secs
 	read -r -a drivers <<<"${LT_DRIVERS:-c rust}"
 	declare -A label=([c]="loop.ko" [rust]="rust_loop")
+	kunit_pass=0 kunit_fail=0 stopped=""
 
 	echo "TAP version 13"
 	echo "1..${#drivers[@]}"
 	n_driver=0
 	for drv in "${drivers[@]}"; do
 		n_driver=$((n_driver + 1))
+		failed=0
 		echo "# Subtest: ${label[$drv]}"
 		echo "    1..${#tests[@]}"
-		failed=0
+		load_driver "$drv"
+		echo "    # $(describe_module "$drv")"
+		[ "$drv" = rust ] && kunit_results
+		check_window "loading ${label[$drv]}" >"$scratch/window" || failed=1
+		sed 's/^/    /' "$scratch/window"
 		i=0
 		for t in "${tests[@]}"; do
 			i=$((i + 1))
 			name=${t%.sh}
-			work=$scratch/$drv-$name
-			rm -rf "$work" && mkdir -p "$work"
-			before=$(dmesg | wc -l)
-			start=$(date +%s)
-			out=$(LT_DRIVER=$drv LT_WORK=$work timeout --kill-after=10 "$timeout_s" bash "./$t" 2>&1)
-			rc=$?
-			secs=$(($(date +%s) - start))
-			# The report in full (a lockdep splat is useless without its chains): from the
-			# first matching line of this test's kernel log, up to 150 lines.
-			splats=$(dmesg | tail -n +"$((before + 1))" | sed -En "/$reports/,\$p" | head -n 150)
-			if [ -n "$splats" ]; then
-				out+=$'\n'"# kernel report during the test:"$'\n'"#   ${splats//$'\n'/$'\n'#   }"
-				rc=1
+			if [ -n "$stopped" ]; then
+				echo "    not ok $i $name # not run: $stopped"
+				result[$drv,$name]=FAIL
+				failed=1
+				continue
 			fi
-			[ "$rc" -eq 124 ] && out+=$'\n'"# TIMEOUT after ${timeout_s}s"
-			# Whatever a test left behind must not leak into the next one.
-			if [ "$drv" = c ]; then mod=loop; else mod=rust_loop_mod; fi
-			if [ -d "/sys/module/$mod" ] && [ -n "$(losetup -a 2>/dev/null)" ]; then
-				out+=$'\n'"# left devices bound: $(losetup -a | tr '\n' ' ')"
-				losetup -D
-				rc=1
-			fi
-			if [ ! -d "/sys/module/$mod" ]; then
-				if [ "$drv" = c ]; then modprobe loop; else insmod ../rust_loop_mod.ko; fi
-			fi
-			rm -rf "$work"
-			# Diagnostics: the "# " lines of a passing test, everything of a failing one.
-			if [ -n "$out" ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; }; then
-				grep -E '^#' <<<"$out" | sed 's/^/    /' || true
-			elif [ -n "$out" ]; then
-				sed -E 's/^#? ?/    # /' <<<"$out" | tail -n 40
-			fi
-			case $rc in
-			0) echo "    ok $i $name # ${secs}s"; result[$drv,$name]=pass ;;
-			4) echo "    ok $i $name # SKIP"; result[$drv,$name]=skip ;;
-			*) echo "    not ok $i $name # exit=$rc ${secs}s"; result[$drv,$name]=FAIL; failed=1 ;;
-			esac
+			run_one "$drv" "$t" "$i"
+			[ "${result[$drv,$name]}" = FAIL ] && failed=1
 		done
-		udevadm settle
-		if ! rmmod "$mod"; then
-			echo "    # could not unload $mod after the tests"
-			failed=1
+		if [ -z "$stopped" ]; then
+			udevadm settle
+			if ! rmmod loop; then
+				echo "    # could not unload ${label[$drv]} after the tests (a leaked reference?)"
+				harness_failures+=("${label[$drv]} could not be unloaded after its tests")
+				failed=1
+			fi
+			check_window "unloading ${label[$drv]}" >"$scratch/window" || failed=1
+			sed 's/^/    /' "$scratch/window"
 		fi
 		if [ "$failed" = 0 ]; then echo "ok $n_driver ${label[$drv]}"; else echo "not ok $n_driver ${label[$drv]}"; fi
 	done
+	kill "$kmsg_pid" 2>/dev/null
 
-	declare -A count=([c,pass]=0 [c,FAIL]=0 [c,skip]=0 [rust,pass]=0 [rust,FAIL]=0 [rust,skip]=0)
-	printf '# %-28s %-10s %s\n' test loop.ko rust_loop
+	summarize
+}
+
+# mark: writes a marker into the kernel log and waits until kmsg.py has copied it, so that the
+# log file holds everything the kernel logged before it. Only the bytes after the previous
+# window are looked at.
+mark() {
+	nmark=$((nmark + 1))
+	tag="rust-loop-selftests: mark $nmark"
+	echo "$tag" >/dev/kmsg
+	local tries
+	for ((tries = 0; tries < 600; tries++)); do
+		tail -c +$((klog_off + 1)) "$klog" | grep -qF "$tag" && return 0
+		sleep 0.05
+	done
+	echo "# kmsg.py did not copy marker $nmark within 30 s"
+}
+
+# check_window WHAT: the kernel log since the previous window, up to a new marker; prints its
+# reports (the first one in full, up to 150 lines) and fails if there are any, or if records
+# were lost.
+check_window() {
+	mark
+	local first
+	window=$(tail -c +$((klog_off + 1)) "$klog" | sed "/$tag\$/q")
+	klog_off=$((klog_off + ${#window} + 1))
+	first=$(grep -nE "$reports|rust-loop-kmsg: " <<<"$window" | head -n 1 | cut -d: -f1)
+	[ -z "$first" ] && return 0
+	echo "# kernel report during $1:"
+	tail -n +"$first" <<<"$window" | head -n 150 | sed 's/^/#   /'
+	harness_failures+=("kernel report during $1")
+	return 1
+}
+
+# Both drivers are modules named `loop`; rust_loop says so in /sys/module/loop/version.
+loaded_driver() {
+	[ -d /sys/module/loop ] || return 0
+	if grep -qs rust_loop /sys/module/loop/version; then echo rust; else echo c; fi
+}
+
+# load_driver DRV: makes DRV the loaded loop driver (a test that died half-way may have left the
+# other one loaded: then no later test would run against the driver of its column).
+load_driver() {
+	local cur
+	cur=$(loaded_driver)
+	[ "$cur" = "$1" ] && return 0
+	if [ -n "$cur" ]; then
+		echo "# the other driver (${label[$cur]}) was loaded: unloading it"
+		udevadm settle
+		losetup -D 2>/dev/null
+		rmmod loop
+	fi
+	if [ "$1" = c ]; then modprobe loop; else insmod ../loop.ko; fi
+	udevadm settle
+	[ "$(loaded_driver)" = "$1" ] || stopped="${label[$1]} could not be loaded"
+}
+
+# describe_module DRV: which file the column loaded, so no run compares a driver with itself.
+describe_module() {
+	local file
+	if [ "$1" = c ]; then file=$(modinfo -n loop 2>/dev/null); else file=$(realpath ../loop.ko); fi
+	echo "loop from $file (sha256 $(sha256sum "$file" | cut -c1-16)," \
+		"version $(cat /sys/module/loop/version 2>/dev/null || echo none))"
+}
+
+# kunit_results: rust_loop's KUnit suites ran when the module was loaded; their results are in
+# debugfs. Each case counts in the closing line.
+kunit_results() {
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	local d suite ok nok found=0
+	for d in /sys/kernel/debug/kunit/rust_loop_*; do
+		[ -r "$d/results" ] || continue
+		found=1
+		suite=${d##*/}
+		ok=$(grep -cE '^ +ok [0-9]+ ' "$d/results")
+		nok=$(grep -cE '^ +not ok [0-9]+ ' "$d/results")
+		kunit_pass=$((kunit_pass + ok))
+		kunit_fail=$((kunit_fail + nok))
+		echo "    # KUnit $suite: $ok passed, $nok failed"
+		[ "$nok" -gt 0 ] && sed 's/^/    #   /' "$d/results"
+	done
+	if [ "$found" = 0 ] && [ -d /sys/kernel/debug/kunit ]; then
+		echo "    # KUnit: no rust_loop suites ran (was the module built with CONFIG_KUNIT=y?)"
+		kunit_fail=$((kunit_fail + 1))
+	fi
+}
+
+# run_one DRV TEST INDEX: runs one test in its own session, bounded from outside.
+run_one() {
+	local drv=$1 t=$2 i=$3 name=${2%.sh} work rc start out pid dog stuck other
+	work=$scratch/$drv-$name
+	rm -rf "$work" && mkdir -p "$work"
+	out=$scratch/out.$drv.$name
+	start=$SECONDS
+	LT_DRIVER=$drv LT_WORK=$work setsid bash "./$t" >"$out" 2>&1 </dev/null &
+	pid=$!
+	# The watchdog: past the timeout it terminates the test and everything it started, then
+	# kills it, then, if even that did not end it (a task stuck in the kernel), tells us.
+	stuck=0
+	trap 'stuck=1' USR1
+	# shellcheck disable=SC2016 # the watchdog's own script
+	setsid bash -c 'sleep "$1"; kill -TERM -- "-$2"; sleep 10; kill -KILL -- "-$2"; sleep 10
+		kill -USR1 "$3"' watchdog "$timeout_s" "$pid" "$$" 2>/dev/null &
+	dog=$!
+	wait "$pid"
+	rc=$?
+	kill -- "-$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
+	trap - USR1
+	secs[$drv,$name]=$((SECONDS - start))
+	if [ "$stuck" = 1 ]; then
+		# Unkillable: stuck in the kernel. Show where, and stop the run.
+		echo w >/proc/sysrq-trigger
+		stopped="$name hung in the kernel on ${label[$drv]}"
+		echo "# TIMEOUT after ${timeout_s}s; the test could not be killed" >>"$out"
+		rc=124
+	elif [ "${secs[$drv,$name]}" -ge "$timeout_s" ]; then
+		echo "# TIMEOUT after ${timeout_s}s" >>"$out"
+		rc=124
+	fi
+	if ! check_window "$name on ${label[$drv]}" >>"$out"; then
+		rc=1
+		# The report is the test's: not a separate harness failure.
+		unset 'harness_failures[-1]'
+	fi
+	if [ -z "$stopped" ]; then
+		# Whatever a test left behind must not leak into the next one.
+		if [ "$(loaded_driver)" = "$drv" ] && [ -n "$(losetup -a 2>/dev/null)" ]; then
+			echo "# left devices bound: $(losetup -a | tr '\n' ' ')" >>"$out"
+			losetup -D
+			rc=1
+		fi
+		other=$(loaded_driver)
+		if [ -n "$other" ] && [ "$other" != "$drv" ]; then
+			echo "# the test left ${label[$other]} loaded instead of ${label[$drv]}" >>"$out"
+			rc=1
+		fi
+		load_driver "$drv" >>"$out"
+		check_window "the cleanup after $name on ${label[$drv]}" >>"$out" || rc=1
+	fi
+	rm -rf "$work"
+	# Diagnostics: the "# " lines of a passing test, the end of a failing one.
+	if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then
+		grep -E '^#' "$out" | sed 's/^/    /' || true
+	else
+		sed -E 's/^#? ?/    # /' "$out" | tail -n 60
+	fi
+	rm -f "$out"
+	case $rc in
+	0) echo "    ok $i $name # ${secs[$drv,$name]}s"; result[$drv,$name]=pass ;;
+	4) echo "    ok $i $name # SKIP"; result[$drv,$name]=skip ;;
+	*) echo "    not ok $i $name # exit=$rc ${secs[$drv,$name]}s"; result[$drv,$name]=FAIL ;;
+	esac
+}
+
+summarize() {
+	local pass=0 fail=0 skip=0 t name c r verdict why=()
+	printf '# %-24s %-14s %-14s %s\n' test loop.ko rust_loop verdict
 	for t in "${tests[@]}"; do
 		name=${t%.sh}
-		printf '# %-28s %-10s %s\n' "$name" "${result[c,$name]:--}" "${result[rust,$name]:--}"
-		for drv in "${drivers[@]}"; do
-			r=${result[$drv,$name]}
-			count[$drv,$r]=$((count[$drv,$r] + 1))
-		done
+		c=${result[c,$name]:--}
+		r=${result[rust,$name]:--}
+		if [ "$c" = FAIL ] || [ "$r" = FAIL ]; then
+			verdict=FAIL
+		elif [ "$r" = skip ] && [ "$c" = pass ]; then
+			verdict=FAIL
+			why+=("$name skipped on rust_loop only")
+		elif [ "$r" = skip ] || { [ "$r" = - ] && [ "$c" = skip ]; }; then
+			verdict=skip
+		else
+			verdict=pass
+		fi
+		case $verdict in pass) pass=$((pass + 1)) ;; FAIL) fail=$((fail + 1)) ;; skip) skip=$((skip + 1)) ;; esac
+		printf '# %-24s %-14s %-14s %s\n' "$name" "$c ${secs[c,$name]:+${secs[c,$name]}s}" \
+			"$r ${secs[rust,$name]:+${secs[rust,$name]}s}" "$verdict"
 	done
-	echo "# loop.ko: ${count[c,pass]} passed, ${count[c,FAIL]} failed, ${count[c,skip]} skipped"
-	echo "${count[rust,pass]} passed, ${count[rust,FAIL]} failed, ${count[rust,skip]} skipped"
-	[ "${count[c,FAIL]}" -eq 0 ] && [ "${count[rust,FAIL]}" -eq 0 ]
+	pass=$((pass + kunit_pass))
+	fail=$((fail + kunit_fail + ${#harness_failures[@]}))
+	[ -n "$stopped" ] && why+=("stopped: $stopped")
+	why+=("${harness_failures[@]}")
+	echo "# KUnit cases: $kunit_pass passed, $kunit_fail failed"
+	local line="$pass passed, $fail failed, $skip skipped"
+	if [ ${#why[@]} -gt 0 ]; then
+		local joined
+		joined=$(printf '%s; ' "${why[@]}")
+		line+=" (${joined%; })"
+	fi
+	echo "$line"
+	[ "$fail" -eq 0 ]
 }
+
 main "$@"
