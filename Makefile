@@ -2,12 +2,15 @@
 #
 # rust-loop: the Linux loop block driver as a Rust-for-Linux module.
 #
-#   make              build rust_loop_mod.ko (bootstraps the toolchain root and guest kernel)
+#   make              build loop.ko, rust_loop (bootstraps the toolchain root and guest kernel)
+#   make install      install it as /lib/modules/<release>/updates/loop.ko (+ depmod): `modprobe
+#                     loop` and every loop autoload then load rust_loop; make uninstall undoes it
 #   make check        the test suite: C loop.ko and rust_loop side by side in one guest boot
 #   make demo         boot a guest, attach an image with losetup, mkfs + mount + I/O
 #   make bench        loop.ko vs rust_loop vs the raw disk, one guest boot (BENCH_QUICK=1: smoke)
 #   make check-debug  the test suite on the debug kernel (KASAN, lockdep, ...)
 #   make stress       the long stress (5 min) and fuzz (100000 calls) runs, both drivers
+#   make crash        crash consistency: 10 power cuts per driver while fsyncing, then fsck + data
 #   make clippy       build with CLIPPY=1 (SAFETY-comment and cast lints)
 #   make rustfmt      format the Rust sources; rustfmt-check only checks
 #   make shellcheck   lint every script
@@ -19,11 +22,17 @@
 SHELL := /bin/bash
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all modules clippy rustfmt rustfmt-check rust-analyzer check check-debug stress demo bench shellcheck \
+.PHONY: all modules install uninstall crash clippy rustfmt rustfmt-check rust-analyzer check check-debug stress demo bench shellcheck \
 	kernel rootfs clean help
 
 all modules:
 	$(TOP)/scripts/module
+
+install: all
+	$(TOP)/scripts/install
+
+uninstall:
+	$(TOP)/scripts/install --uninstall
 
 clippy:
 	$(TOP)/scripts/module CLIPPY=1
@@ -50,6 +59,9 @@ stress:
 demo:
 	$(TOP)/scripts/demo
 
+crash:
+	$(TOP)/scripts/crash
+
 bench:
 	$(TOP)/scripts/bench
 
@@ -68,4 +80,4 @@ clean:
 		$(TOP)/.tmp_versions
 
 help:
-	@sed -n '3,20p' $(TOP)/Makefile
+	@sed -n '3,22p' $(TOP)/Makefile

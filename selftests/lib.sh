@@ -4,7 +4,8 @@
 # Common library of the rust-loop selftests (sourced by every test_<area>_<nn>.sh).
 #
 # A test runs against one driver, chosen by the runner (run.sh) through the environment:
-#   LT_DRIVER   "c" (loop.ko) or "rust" (rust_loop_mod.ko); the driver is loaded on entry
+#   LT_DRIVER   "c" (the kernel's loop.ko) or "rust" (this repository's loop.ko); the driver is
+#               loaded on entry
 #   LT_WORK     an empty scratch directory on a disk file system (ext4), removed afterwards
 # It exits 0 (pass), 4 (skip) or anything else (fail), printing "# " diagnostics. The same test
 # must pass on both drivers: loop.ko is the oracle.
@@ -53,30 +54,40 @@ lt_expect() {
 	[ "$got" = "$want" ] || lt_fail "loopctl $*: got '$got', expected '$want'"
 }
 
-# The driver under test.
-lt_module_name() {
-	if [ "$LT_DRIVER" = c ]; then echo loop; else echo rust_loop_mod; fi
+# Both drivers are modules named `loop`; rust_loop says so in /sys/module/loop/version.
+lt_module_name() { echo loop; }
+
+# lt_loaded_driver: "c" or "rust", whichever is loaded as `loop`, or nothing.
+lt_loaded_driver() {
+	[ -d /sys/module/loop ] || return 0
+	if grep -qs rust_loop /sys/module/loop/version; then echo rust; else echo c; fi
 }
 
-lt_loaded() { [ -d "/sys/module/$(lt_module_name)" ]; }
+lt_loaded() { [ "$(lt_loaded_driver)" = "$LT_DRIVER" ]; }
 
-# lt_load [PARAM=VALUE...]: load the driver under test (no-op if loaded).
+# lt_load [PARAM=VALUE...]: load the driver under test (no-op if loaded). Fails if the other one
+# is loaded.
 # shellcheck disable=SC2120 # parameters are optional
 lt_load() {
 	lt_loaded && return 0
+	if [ -n "$(lt_loaded_driver)" ]; then
+		echo "# lt_load: the other loop driver ($(lt_loaded_driver)) is loaded"
+		return 1
+	fi
 	if [ "$LT_DRIVER" = c ]; then
 		modprobe loop "$@"
 	else
-		insmod "$LT_REPO/rust_loop_mod.ko" "$@"
+		insmod "$LT_REPO/loop.ko" "$@"
 	fi
 	udevadm settle
+	lt_loaded
 }
 
-# lt_unload: unload the driver under test; fails (non-zero) if it is busy.
+# lt_unload: unload the driver; fails (non-zero) if it is busy.
 lt_unload() {
-	lt_loaded || return 0
+	[ -d /sys/module/loop ] || return 0
 	udevadm settle
-	rmmod "$(lt_module_name)"
+	rmmod loop
 }
 
 # lt_file PATH SIZE: a backing file of SIZE (dd units, e.g. 64M) filled with random data.

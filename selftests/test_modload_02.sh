@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The two drivers exclude each other: with the driver under test loaded, loading the other one
-# fails with EBUSY (they share block major 7 and misc minor 237) and leaves the loaded one
-# working; rust_loop says why in the kernel log.
+# One loop driver at a time: both are modules named `loop`. With loop.ko loaded, inserting
+# rust_loop fails (the module loader has a `loop` already: EEXIST) and leaves loop.ko working;
+# with rust_loop loaded, `modprobe loop` leaves it loaded as it is. Which driver is loaded is
+# always visible: rust_loop's /sys/module/loop/version names it, and it says so at load.
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
 lt_sparse "$img" 8M
 if [ "$LT_DRIVER" = c ]; then
-	out=$(insmod "$LT_REPO/rust_loop_mod.ko" 2>&1) && lt_fail "rust_loop loaded beside loop.ko"
-	grep -q "Device or resource busy" <<<"$out" || lt_fail "insmod did not fail with EBUSY: $out"
-	dmesg | tail -n 20 | grep -q "rust_loop_mod: /dev/loop-control (misc 10:237) is taken" ||
-		lt_fail "no message explaining the failure"
-	[ -d /sys/module/rust_loop_mod ] && lt_fail "rust_loop_mod half loaded"
+	out=$(insmod "$LT_REPO/loop.ko" 2>&1) && lt_fail "rust_loop loaded beside loop.ko"
+	grep -q "File exists" <<<"$out" || lt_fail "insmod did not fail with EEXIST: $out"
+	[ -e /sys/module/loop/version ] && lt_fail "loop.ko has a version file: $(cat /sys/module/loop/version)"
 else
-	out=$(modprobe loop 2>&1) && lt_fail "loop.ko loaded beside rust_loop"
-	[ -d /sys/module/loop ] && lt_fail "loop.ko half loaded"
+	modprobe loop || lt_fail "modprobe loop with rust_loop loaded failed"
+	lt_eq "$(lt_loaded_driver)" rust "the driver after modprobe loop"
+	grep -q rust_loop /sys/module/loop/version || lt_fail "no rust_loop in /sys/module/loop/version"
+	lt_unload || lt_fail "unload"
+	lt_load || lt_fail "load"
+	dmesg | tail -n 50 | grep -q "loop: rust_loop [0-9.]* loaded" || lt_fail "no load message naming rust_loop"
 fi
 dev=$(lt_attach "$img")
 lt_bound "$dev" || lt_fail "the loaded driver no longer works"
