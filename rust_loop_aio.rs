@@ -201,16 +201,14 @@ impl Engine {
                 KWorker::new(
                     fmt!("rust_loop{number}-{q}"),
                     WORKER_NICE,
+                    // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
+                    disk.hw_queue_cpumask(q),
                     pin_init!(HwQueue {
                         pending <- RqList::new(),
                     }),
                 ),
                 GFP_KERNEL,
             )?;
-            // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
-            if let Some(cpus) = disk.hw_queue_cpumask(q) {
-                let _ = worker.set_affinity(cpus);
-            }
             queues.push(worker, GFP_KERNEL)?;
         }
         let blocking = WorkQueue::new_unbound_freezable(

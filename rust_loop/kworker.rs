@@ -20,7 +20,7 @@
 use core::{fmt, marker::PhantomPinned, pin::Pin, ptr::NonNull};
 use kernel::{
     bindings,
-    error::{from_err_ptr, to_result},
+    error::from_err_ptr,
     ffi::{c_long, c_uint},
     prelude::*,
     str::CString,
@@ -59,12 +59,19 @@ unsafe impl<W: Work> Send for KWorker<W> {}
 unsafe impl<W: Work> Sync for KWorker<W> {}
 
 impl<W: Work> KWorker<W> {
-    /// A freezable worker thread named `name`, at nice level `nice`, running on `data`.
-    pub(crate) fn new(
+    /// A freezable worker thread named `name`, at nice level `nice`, running on `data`,
+    /// preferably on `cpus` (`kthread_affine_preferred`: a preference that CPU hotplug and
+    /// isolation may override; it must be given before the thread first runs, which is why it
+    /// is given here).
+    pub(crate) fn new<'a>(
         name: fmt::Arguments<'_>,
         nice: i32,
-        data: impl PinInit<W>,
-    ) -> impl PinInit<Self, Error> {
+        cpus: Option<CpuMask<'a>>,
+        data: impl PinInit<W> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a
+    where
+        W: 'a,
+    {
         let name = CString::try_from_fmt(name);
         try_pin_init!(Self {
             // The thread is created last, so that nothing after it can fail: a failed
@@ -96,6 +103,11 @@ impl<W: Work> KWorker<W> {
             // SAFETY: A live task; the nice level is the one the kthread-based loop worker
             // (Linux 4.4-5.x) used: the device's I/O latency depends on this thread.
             unsafe { bindings::set_user_nice(task, nice as c_long) };
+            if let Some(cpus) = cpus {
+                // SAFETY: A kthread created above and not yet woken; the mask is valid for the
+                // call (it is copied). Failing (ENOMEM) only loses the preference.
+                let _ = unsafe { bindings::kthread_affine_preferred(task, cpus.as_raw()) };
+            }
             // SAFETY: A created, not yet started task.
             unsafe { bindings::wake_up_process(task) };
             Ok(())
@@ -105,16 +117,6 @@ impl<W: Work> KWorker<W> {
     /// The data the work runs on.
     pub(crate) fn data(&self) -> &W {
         &self.data
-    }
-
-    /// Restricts the worker thread to `cpus` (the CPUs of the hardware queue it serves, so that
-    /// a request is handled where it was submitted).
-    pub(crate) fn set_affinity(&self, cpus: CpuMask<'_>) -> Result {
-        // SAFETY: The worker is live (type invariant); `task` is set at creation.
-        let task = unsafe { (*self.worker.as_ptr()).task };
-        // SAFETY: `task` is a live kthread of ours; the mask is valid for the call (it is
-        // copied).
-        to_result(unsafe { bindings::set_cpus_allowed_ptr(task, cpus.as_raw()) })
     }
 
     /// Waits until the work, if queued or running, has finished.
