@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Queue shape and limits as loop.c: one hardware queue of hw_queue_depth (128) tags, no I/O
+# Queue shape and limits as loop.c: hw_queue_depth (128) tags per hardware queue, no I/O
 # scheduler, max_hw_sectors 2560, logical = physical = minimum I/O size = block size, a write
 # cache when the file is writable (so flushes reach vfs_fsync), rotational as the backing disk.
+# Hardware queues: loop.c has one; rust_loop one per online CPU (at most 16) unless its
+# nr_hw_queues parameter says otherwise (deliberate difference: the engine).
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
 lt_sparse "$img" 16M
 dev=$(lt_attach "$img")
 q=/sys/block/${dev#/dev/}/queue
-lt_eq "$(ls "/sys/block/${dev#/dev/}/mq")" 0 "hardware queues"
+queues=1
+if [ "$LT_DRIVER" = rust ]; then
+	queues=$(cat /sys/module/loop/parameters/nr_hw_queues)
+	[ "$queues" = 0 ] && queues=$(($(nproc) < 16 ? $(nproc) : 16))
+fi
+lt_eq "$(find "/sys/block/${dev#/dev/}/mq" -mindepth 1 -maxdepth 1 | wc -l)" "$queues" "hardware queues"
 lt_eq "$(cat "$q/nr_requests")" 128 "nr_requests"
 lt_eq "$(cut -d' ' -f1 "$q/scheduler")" "[none]" "scheduler"
 lt_eq "$(cat "$q/max_hw_sectors_kb")" 1280 "max_hw_sectors_kb"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# rust_loop's engine does what its counters (debugfs rust_loop/loopN/stats) and the README say:
+# - one hardware queue per online CPU by default, each served by a worker rust_loopN-Q that runs
+#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list); nr_hw_queues=1 gives loop.c's shape;
+# - a buffered read that hits the backing file's page cache completes in the non-blocking
+#   attempt; one that misses falls back to the blocking path;
+# - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
+# - flushes go to the blocking path.
+# loop.ko has none of this (one queue, one workqueue): rust_loop only.
+. "$(dirname "$0")/lib.sh"
+
+[ "$LT_DRIVER" = rust ] || lt_skip "rust_loop's engine (loop.ko has one queue and one workqueue)"
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+# stat DEV NAME: one counter.
+stat() { awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"; }
+# worker_cpus N Q: the allowed CPUs of worker rust_loopN-Q.
+worker_cpus() {
+	local s
+	for s in /proc/[0-9]*/comm; do
+		if [ "$(cat "$s" 2>/dev/null)" = "rust_loop$1-$2" ]; then
+			awk '/^Cpus_allowed_list/ { print $2 }' "${s%comm}status"
+			return 0
+		fi
+	done
+	echo none
+}
+
+img=$LT_WORK/img
+lt_file "$img" 16M
+dev=$(lt_attach "$img" --direct-io=off)
+n=${dev#/dev/loop}
+queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
+want=$(($(nproc) < 16 ? $(nproc) : 16))
+lt_eq "$queues" "$want" "hardware queues by default"
+lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
+for ((q = 0; q < queues; q++)); do
+	lt_eq "$(worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
+		"CPUs of worker rust_loop$n-$q"
+done
+
+# Cold: the backing file is not cached, a read falls back; warm: it completes at once.
+sync
+echo 3 >/proc/sys/vm/drop_caches
+e0=$(stat "$dev" eagain_fallbacks)
+dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
+e1=$(stat "$dev" eagain_fallbacks)
+[ "$e1" -gt "$e0" ] || lt_fail "a cold buffered read did not fall back to the blocking path ($e0 -> $e1)"
+b0=$(stat "$dev" buffered_nowait)
+e0=$(stat "$dev" eagain_fallbacks)
+dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
+b1=$(stat "$dev" buffered_nowait)
+e1=$(stat "$dev" eagain_fallbacks)
+[ $((b1 - b0)) -ge 64 ] || lt_fail "a cached buffered read of 64 requests: $((b1 - b0)) completed non-blocking"
+lt_eq "$((e1 - e0))" 0 "fallbacks of a cached buffered read"
+lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data read through both paths"
+
+# Direct I/O reads: submitted non-blocking.
+losetup --direct-io=on "$dev"
+a0=$(stat "$dev" aio_nowait)
+dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
+a1=$(stat "$dev" aio_nowait)
+[ $((a1 - a0)) -ge 64 ] || lt_fail "64 direct reads: $((a1 - a0)) submitted non-blocking"
+
+# A flush (fsync of the device) goes to the blocking path.
+p0=$(stat "$dev" blocking_path)
+dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none
+p1=$(stat "$dev" blocking_path)
+[ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
+lt_eq "$(stat "$dev" in_flight)" 0 "requests in flight when idle"
+losetup -d "$dev"
+udevadm settle
+
+# loop.c's shape.
+lt_unload || lt_fail "unload"
+lt_load nr_hw_queues=1 || lt_fail "load with nr_hw_queues=1"
+dev=$(lt_attach "$img")
+lt_eq "$(find "/sys/block/${dev#/dev/}/mq" -mindepth 1 -maxdepth 1 | wc -l)" 1 "hardware queues with nr_hw_queues=1"
+lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data with one queue"
+losetup -d "$dev"
+udevadm settle
+lt_unload || lt_fail "unload"
+# shellcheck disable=SC2119
+lt_load
+exit 0

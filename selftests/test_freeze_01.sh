@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# The loop worker is freezable, like loop.c's WQ_FREEZABLE workqueue: no loop I/O runs while the
+# system is frozen for suspend or hibernation. rust_loop's workers must not carry PF_NOFREEZE
+# (loop.ko's kworkers belong to a freezable workqueue, which nothing in /proc shows). Both
+# drivers then go through freezer cycles (/sys/power/pm_test = freezer) with verifying I/O in
+# flight, direct I/O on and off: every cycle must freeze and thaw, and the data must verify.
+. "$(dirname "$0")/lib.sh"
+
+[ -w /sys/power/pm_test ] || lt_skip "no /sys/power/pm_test (CONFIG_PM_DEBUG)"
+grep -qw freeze /sys/power/state || lt_skip "suspend-to-idle not available"
+lt_need fio
+PF_NOFREEZE=$((0x00008000))
+
+img=$LT_WORK/img
+lt_sparse "$img" 256M
+dev=$(lt_attach "$img" --direct-io=on)
+n=${dev#/dev/loop}
+
+if [ "$LT_DRIVER" = rust ]; then
+	# The device's workers exist from the first bind on.
+	found=0
+	for s in /proc/[0-9]*/stat; do
+		comm=$(cut -d'(' -f2 "$s" 2>/dev/null | cut -d')' -f1) || continue
+		case "$comm" in "rust_loop$n" | "rust_loop$n-"*) ;; *) continue ;; esac
+		flags=$(sed 's/.*) //' "$s" | cut -d' ' -f7)
+		found=$((found + 1))
+		[ $((flags & PF_NOFREEZE)) -eq 0 ] ||
+			lt_fail "worker $comm ($s) has PF_NOFREEZE: it would run while the system is frozen"
+	done
+	[ "$found" -gt 0 ] || lt_fail "no worker thread rust_loop$n found"
+	lt_log "$found worker thread(s) of loop$n are freezable"
+fi
+
+old_delay=$(cat /sys/module/suspend/parameters/pm_test_delay 2>/dev/null || echo 5)
+echo 1 >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null || true
+trap 'echo none >/sys/power/pm_test; echo "$old_delay" >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null; lt_cleanup' EXIT
+echo freezer >/sys/power/pm_test
+for dio in on off; do
+	losetup --direct-io="$dio" "$dev"
+	fio --name=frz --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=libaio \
+		--iodepth=16 --size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 \
+		--randrepeat=0 --time_based=0 --output="$LT_WORK/fio.$dio" >/dev/null 2>&1 &
+	fio_pid=$!
+	for cycle in 1 2 3; do
+		# Wait until I/O is in flight on the device, then freeze.
+		for _ in $(seq 200); do
+			[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] && break
+			kill -0 "$fio_pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		echo freeze >/sys/power/state || lt_fail "freezer cycle $cycle (dio=$dio) failed"
+	done
+	if ! wait "$fio_pid"; then
+		sed 's/^/# fio: /' "$LT_WORK/fio.$dio" | tail -n 20
+		lt_fail "I/O across freezer cycles failed verification (dio=$dio)"
+	fi
+	lt_log "dio=$dio: 3 freezer cycles with I/O in flight, data verified"
+done
+dmesg | grep -q "Freezing of tasks failed" && lt_fail "the freezer failed: $(dmesg | grep -A3 'Freezing of tasks failed' | tail -n 4)"
+exit 0

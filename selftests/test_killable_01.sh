@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Waiting for the device mutex is killable, as loop.c's mutex_lock_killable: a task stuck behind
+# a long reconfiguration dies on SIGKILL at once. Setup: a backing block device that answers
+# after 10 s (dm-delay), a read in flight through the loop device, LOOP_SET_DIRECT_IO holding
+# the device mutex while the queue freeze waits for that read, and LOOP_GET_STATUS64 waiting for
+# the mutex. The waiter is killed: it must be gone while the freeze is still waiting (with an
+# uninterruptible lock it would stay until the read completes).
+. "$(dirname "$0")/lib.sh"
+lt_need dmsetup
+
+sd=$(lt_scsi_debug dev_size_mb=32)
+trap 'lt_cleanup; udevadm settle; dmsetup remove rl-delay 2>/dev/null; rmmod scsi_debug 2>/dev/null || true' EXIT
+modprobe dm-delay 2>/dev/null || true
+sectors=$(blockdev --getsz "$sd")
+dmsetup create rl-delay --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"
+udevadm settle
+dev=$(lt_attach /dev/mapper/rl-delay --direct-io=on)
+n=${dev#/dev/loop}
+udevadm settle
+# Slow from now on: I/O to the middle third takes 10 s. The ends, where udev's probes read,
+# stay fast, and nothing waits for udev meanwhile.
+third=$((sectors / 3))
+dmsetup --noudevsync suspend rl-delay
+dmsetup --noudevsync load rl-delay --table "0 $third linear $sd 0
+$third $third delay $sd $third 10000
+$((2 * third)) $((sectors - 2 * third)) linear $sd $((2 * third))" || lt_skip "no dm-delay"
+dmsetup --noudevsync resume rl-delay
+
+# state PID: the task's state letter (R, S, D, ...), or nothing once it is gone.
+state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true; }
+# wait_until WHAT CMD...: wait (up to 60 s) until CMD succeeds.
+wait_until() {
+	local what=$1 _
+	shift
+	for _ in $(seq 600); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	lt_fail "$what did not happen within 60 s"
+}
+# blocked PID OUT: the process sleeps uninterruptibly (or killably: D) and has not returned
+# from its ioctl (OUT has no result yet).
+blocked() { [ "$(state "$1")" = D ] && ! grep -q '^OK\|^ERR' "$2"; }
+# shellcheck disable=SC2317 # called through wait_until
+ready() { grep -q "^ready" "$1"; }
+
+# ioctl_when_told CMD ARG FIFO OUT: a process that opens the device, says "ready", waits for a
+# line on FIFO and only then issues the ioctl (python takes seconds to start under emulation).
+ioctl_when_told() {
+	python3 - "$dev" "$1" "$2" "$3" >"$4" 2>&1 <<'PY' &
+import fcntl, os, sys
+dev, cmd, arg, fifo = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3], 0), sys.argv[4]
+fd = os.open(dev, os.O_RDONLY)
+buf = bytearray(232)
+print("ready", flush=True)
+with open(fifo) as f:
+    f.readline()
+try:
+    print("OK", fcntl.ioctl(fd, cmd, buf if arg < 0 else arg), flush=True)
+except OSError as e:
+    print("ERR", e.errno, flush=True)
+PY
+}
+mkfifo "$LT_WORK/go-holder" "$LT_WORK/go-waiter"
+ioctl_when_told 0x4C08 0 "$LT_WORK/go-holder" "$LT_WORK/setdio" # LOOP_SET_DIRECT_IO 0
+holder=$!
+ioctl_when_told 0x4C05 -1 "$LT_WORK/go-waiter" "$LT_WORK/status" # LOOP_GET_STATUS64
+waiter=$!
+wait_until "the LOOP_SET_DIRECT_IO process starting" ready "$LT_WORK/setdio"
+wait_until "the LOOP_GET_STATUS64 process starting" ready "$LT_WORK/status"
+
+dd if="$dev" of=/dev/null bs=4k count=1 skip=$((third / 8 + 16)) iflag=direct status=none &
+reader=$!
+for _ in $(seq 600); do
+	[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] && break
+	sleep 0.1
+done
+[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] || lt_fail "the read never got in flight"
+# The holder takes the mutex and freezes the queue, which waits for the read (10 s).
+echo go >"$LT_WORK/go-holder"
+wait_until "LOOP_SET_DIRECT_IO blocking (in the queue freeze, under the mutex)" \
+	blocked "$holder" "$LT_WORK/setdio"
+# The waiter needs only the mutex: blocked means waiting for it.
+echo go >"$LT_WORK/go-waiter"
+wait_until "LOOP_GET_STATUS64 blocking (on the device mutex)" blocked "$waiter" "$LT_WORK/status"
+kill -KILL "$waiter"
+# A killable wait ends now; an uninterruptible one only when the holder lets go.
+for _ in $(seq 300); do
+	[ -z "$(state "$waiter")" ] && break
+	[ "$(state "$waiter")" = Z ] && break
+	sleep 0.1
+done
+holder_blocked=0
+blocked "$holder" "$LT_WORK/setdio" && holder_blocked=1
+waiter_state=$(state "$waiter")
+wait "$waiter" 2>/dev/null || true
+[ -z "$waiter_state" ] || [ "$waiter_state" = Z ] ||
+	lt_fail "the killed waiter is still there (state $waiter_state) after 30 s"
+[ "$holder_blocked" = 1 ] ||
+	lt_fail "the killed waiter only went once the mutex holder was done ($(cat "$LT_WORK/setdio"))"
+wait "$holder" || lt_fail "LOOP_SET_DIRECT_IO failed"
+lt_eq "$(tail -n 1 "$LT_WORK/setdio")" "OK 0" "LOOP_SET_DIRECT_IO after the read completed"
+wait "$reader" || lt_fail "the delayed read failed"
+dmsetup --noudevsync suspend rl-delay
+dmsetup --noudevsync load rl-delay --table "0 $sectors linear $sd 0"
+dmsetup --noudevsync resume rl-delay
+losetup -d "$dev"
+exit 0
