@@ -125,6 +125,12 @@ impl Stats {
         counter.add(1, Relaxed);
     }
 
+    /// A new backing file (the queue is frozen): what was learnt of the old one's file system
+    /// no longer holds.
+    pub(crate) fn backing_changed(&self) {
+        self.no_nowait_buffered_writes.store(false, Relaxed);
+    }
+
     /// Writes the counters, one `name value` line each.
     pub(crate) fn write(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let get = |c: &Atomic<u64>| c.load(Relaxed);

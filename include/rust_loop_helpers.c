@@ -131,6 +131,12 @@ unsigned int rust_loop_num_online_cpus(void)
 	return num_online_cpus();
 }
 
+/* A block device file whose queue takes REQ_NOWAIT bios (a dm table may not). */
+bool rust_loop_bdev_file_nowait(struct file *file)
+{
+	return bdev_nowait(I_BDEV(file->f_mapping->host));
+}
+
 unsigned int rust_loop_nr_cpu_ids(void)
 {
 	return nr_cpu_ids;
@@ -325,6 +331,15 @@ struct cgroup_subsys_state *rust_loop_memcg_css_get(struct cgroup_subsys_state *
 #else
 	return NULL;
 #endif
+}
+
+/*
+ * Whether a cgroup association may be made here: in a kthread, in task context. In an interrupt,
+ * kthread_associate_blkcg() would change the association of whichever kthread was interrupted.
+ */
+bool rust_loop_can_associate(void)
+{
+	return in_task() && (current->flags & PF_KTHREAD);
 }
 
 void rust_loop_css_put(struct cgroup_subsys_state *css)

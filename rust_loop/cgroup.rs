@@ -71,15 +71,23 @@ pub(crate) struct Association {
 impl Association {
     /// Runs `f` on `rq` with what the current task does charged to the cgroups of `rq`'s
     /// submitter (see [`Association::of`]); the previous state is back when `f` returns.
+    ///
+    /// Only a kthread in task context associates (in an interrupt, the association would be that
+    /// of whichever kthread was interrupted); elsewhere `f` runs without. Associations do not
+    /// nest: the inner one's end clears the kthread's blkcg (as loop.c's `loop_handle_cmd`).
     pub(crate) fn with<T: Operations, R>(rq: Rq<T>, f: impl FnOnce(Rq<T>) -> R) -> R {
+        // SAFETY: Reads the current context and task flags.
+        if !unsafe { helpers::rust_loop_can_associate() } {
+            return f(rq);
+        }
         let _association = Self::of(&rq);
         f(rq)
     }
 
     /// Charges what the current task does to the cgroups of `rq`'s submitter: its first bio's
     /// blkcg, and the memcg of that blkcg's cgroup (`loop_queue_rq` + `loop_handle_cmd`).
-    /// Nothing is associated for a request without data (a flush). Outside a kthread the blkcg
-    /// part does nothing (`kthread_associate_blkcg`'s rule).
+    /// Nothing is associated for a request without data (a flush). Called in a kthread, in task
+    /// context (see [`Association::with`]).
     fn of<T: Operations>(rq: &Rq<T>) -> Self {
         // SAFETY: We own the request; its first bio, and so the bio's blkg and css, live while it
         // is in flight, which the borrow of `rq` covers for the calls below.

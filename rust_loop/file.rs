@@ -166,9 +166,16 @@ impl BackingFile {
         self.f_mode() & FMODE_CAN_ODIRECT != 0
     }
 
-    /// The file system supports `IOCB_NOWAIT` on it (`FMODE_NOWAIT`).
+    /// The file system supports `IOCB_NOWAIT` on it (`FMODE_NOWAIT`); for a block device, its
+    /// queue also takes `REQ_NOWAIT` bios (every block device file has `FMODE_NOWAIT`, but a
+    /// device-mapper table without NOWAIT support fails such bios with `EOPNOTSUPP`).
     pub(crate) fn supports_nowait(&self) -> bool {
-        self.f_mode() & FMODE_NOWAIT != 0
+        if self.f_mode() & FMODE_NOWAIT == 0 {
+            return false;
+        }
+        // SAFETY: An open block device file: its mapping's host is the bdev inode, whose disk
+        // and queue live while the file is open.
+        !self.is_block_device() || unsafe { helpers::rust_loop_bdev_file_nowait(self.as_raw()) }
     }
 
     /// The file was opened with `O_DIRECT`.

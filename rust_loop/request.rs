@@ -561,34 +561,26 @@ impl<T: Operations> Rq<T> {
     /// caller holds none (an interrupt-context completion, which must never be the one to drop
     /// the last reference to a device).
     pub(crate) fn punt_blocking(self) -> core::result::Result<(), Self> {
-        let wq: Option<*const WorkQueue> = {
+        let wq = {
             let data = self.queue_data();
-            T::blocking_queue(&data).map(core::ptr::from_ref)
+            T::blocking_queue(&data).map(WorkQueue::as_raw)
         };
         let Some(wq) = wq else {
             return Err(self);
         };
-        // SAFETY: `wq` is borrowed from the queue data, which outlives every request of the
-        // queue, and this request is in flight until its work has run: the queue is still
-        // there when the work is queued. After that `punt` no longer reads `wq` (what
-        // `queue_work` touches after linking the work is RCU-protected against
-        // `destroy_workqueue`, as for every driver that queues a work it owns).
-        self.punt(unsafe { &*wq });
-        Ok(())
-    }
-
-    /// Hands the request to `wq`, whose worker gives it to [`Operations::run_work`].
-    fn punt(self, wq: &WorkQueue) {
         // SAFETY: The command of an owned request is live.
         let work = unsafe { (*self.cmd_ptr()).work.get() };
         let _ = self.into_raw();
-        // SAFETY: The work item is initialised (`Cmd::new`) and lives in the request, which
-        // stays allocated while in flight; the request now belongs to the work until
-        // `run_work` hands it on, so nobody else can queue or touch this work meanwhile.
-        if !unsafe { wq.queue(work) } {
+        // SAFETY: `wq` is borrowed from the queue data, which outlives every request of the
+        // queue, and this request is in flight until its work has run: the workqueue is live
+        // when the work is queued. The work item is initialised (`Cmd::new`) and lives in the
+        // request, which stays allocated while in flight; the request now belongs to the work
+        // until `run_work` hands it on, so nobody else can queue or touch this work meanwhile.
+        if !unsafe { WorkQueue::queue_raw(wq, work) } {
             // Only the owner of the request queues its work: it cannot be pending already.
             pr_warn!("rust_loop: the work of a request was pending twice\n");
         }
+        Ok(())
     }
 }
 

@@ -70,15 +70,27 @@ impl WorkQueue {
         unsafe { bindings::__flush_workqueue(self.wq.as_ptr()) };
     }
 
-    /// Queues `work`; false if it was pending already.
+    /// The C workqueue, for [`WorkQueue::queue_raw`].
+    pub(crate) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+        self.wq.as_ptr()
+    }
+
+    /// Queues `work` on `wq`; false if it was pending already. Takes the raw workqueue, not a
+    /// reference: once the work is linked it may run, end what owns the workqueue and free it
+    /// while this call returns (what `queue_work` touches after linking is RCU-protected
+    /// against `destroy_workqueue`), and a reference argument would have to stay valid.
     ///
     /// # Safety
     ///
-    /// `work` is an initialised `work_struct` that stays valid, and is not freed or reused,
-    /// until its function has run.
-    pub(crate) unsafe fn queue(&self, work: *mut bindings::work_struct) -> bool {
-        // SAFETY: The workqueue is live (type invariant); `work` by the caller's guarantee.
-        unsafe { helpers::rust_loop_queue_work(self.wq.as_ptr(), work) }
+    /// `wq` is the workqueue of a live [`WorkQueue`] when the call begins; `work` is an
+    /// initialised `work_struct` that stays valid, and is not freed or reused, until its
+    /// function has run.
+    pub(crate) unsafe fn queue_raw(
+        wq: *mut bindings::workqueue_struct,
+        work: *mut bindings::work_struct,
+    ) -> bool {
+        // SAFETY: By the caller's guarantees.
+        unsafe { helpers::rust_loop_queue_work(wq, work) }
     }
 }
 
