@@ -58,6 +58,13 @@ seconds() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
 }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+# check_fail WHY: a failed check; the others still run (each shows whether it holds), and the
+# test fails at the end.
+failed=0
+check_fail() {
+	echo "# FAIL: $*"
+	failed=1
+}
 
 for dio in on off; do
 	# Reads come from the image with data; writes go to one image per cgroup, made by that
@@ -80,17 +87,17 @@ for dio in on off; do
 	in_cg "$a" dd if="$dev" of=/dev/null bs=1M count=16 iflag=direct status=none
 	r1=$(io_bytes "$a" rbytes)
 	ge $((r1 - r0)) $((16 * MiB * 9 / 10)) ||
-		lt_fail "dio=$dio: cgroup A read 16 MiB through $dev; its io.stat grew by $((r1 - r0)) bytes"
+		check_fail "dio=$dio: cgroup A read 16 MiB through $dev; its io.stat grew by $((r1 - r0)) bytes"
 	w0=$(io_bytes "$a" wbytes)
 	f0=$(file_bytes "$a")
 	in_cg "$a" dd if=/dev/zero of="$dev_a" bs=1M count=16 oflag=direct conv=fsync status=none
 	w1=$(io_bytes "$a" wbytes)
 	f1=$(file_bytes "$a")
 	ge $((w1 - w0)) $((16 * MiB * 9 / 10)) ||
-		lt_fail "dio=$dio: cgroup A wrote 16 MiB through $dev_a; its io.stat grew by $((w1 - w0)) bytes"
+		check_fail "dio=$dio: cgroup A wrote 16 MiB through $dev_a; its io.stat grew by $((w1 - w0)) bytes"
 	if [ "$dio" = off ]; then
 		ge $((f1 - f0)) $((16 * MiB * 9 / 10)) ||
-			lt_fail "cgroup A wrote 16 MiB (buffered backing file): its memory.stat file grew by $((f1 - f0)) bytes"
+			check_fail "cgroup A wrote 16 MiB (buffered backing file): its memory.stat file grew by $((f1 - f0)) bytes"
 	fi
 	lt_log "dio=$dio: io.stat of the submitter: +$(((r1 - r0) / MiB)) MiB read, +$(((w1 - w0) / MiB)) MiB written; memory.stat file +$(((f1 - f0) / MiB)) MiB"
 
@@ -101,14 +108,14 @@ for dio in on off; do
 	tb=$(seconds in_cg "$b" dd if="$dev_rb" of=/dev/null bs=1M count=8 iflag=direct)
 	cold
 	ta=$(seconds in_cg "$a" dd if="$dev" of=/dev/null bs=1M count=8 skip=16 iflag=direct)
-	ge "$ta" 3.33 || lt_fail "dio=$dio: a reader limited to 2 MiB/s read 8 MiB in ${ta}s"
+	ge "$ta" 3.33 || check_fail "dio=$dio: a reader limited to 2 MiB/s read 8 MiB in ${ta}s"
 	ge "$(awk -v a="$ta" 'BEGIN { print a / 2 }')" "$tb" ||
-		lt_fail "dio=$dio: an unlimited reader took ${tb}s, the limited one ${ta}s"
+		check_fail "dio=$dio: an unlimited reader took ${tb}s, the limited one ${ta}s"
 	tb_w=$(seconds in_cg "$b" dd if=/dev/zero of="$dev_b" bs=1M count=8 seek=16 oflag=direct conv=fsync)
 	ta_w=$(seconds in_cg "$a" dd if=/dev/zero of="$dev_a" bs=1M count=8 seek=16 oflag=direct conv=fsync)
-	ge "$ta_w" 3.33 || lt_fail "dio=$dio: a writer limited to 2 MiB/s wrote 8 MiB in ${ta_w}s"
+	ge "$ta_w" 3.33 || check_fail "dio=$dio: a writer limited to 2 MiB/s wrote 8 MiB in ${ta_w}s"
 	ge "$(awk -v a="$ta_w" 'BEGIN { print a / 2 }')" "$tb_w" ||
-		lt_fail "dio=$dio: an unlimited writer took ${tb_w}s, the limited one ${ta_w}s"
+		check_fail "dio=$dio: an unlimited writer took ${tb_w}s, the limited one ${ta_w}s"
 	echo "$majmin rbps=max wbps=max" >"$a/io.max"
 	lt_log "dio=$dio: io.max 2 MiB/s: 8 MiB read in ${ta}s (other cgroup ${tb}s), written in ${ta_w}s (other ${tb_w}s)"
 
@@ -119,10 +126,11 @@ for dio in on off; do
 		in_cg "$a" dd if="$dev" of=/dev/null bs=1M count=16 iflag=direct status=none
 		f1=$(file_bytes "$a")
 		ge $((f1 - f0)) $((16 * MiB * 9 / 10)) ||
-			lt_fail "cgroup A read 16 MiB (buffered backing file): its memory.stat file grew by $((f1 - f0)) bytes"
+			check_fail "cgroup A read 16 MiB (buffered backing file): its memory.stat file grew by $((f1 - f0)) bytes"
 		lt_log "dio=off: memory.stat file of the reader: +$(((f1 - f0) / MiB)) MiB for a 16 MiB read"
 	fi
 	losetup -d "$dev" "$dev_rb" "$dev_a" "$dev_b"
 	udevadm settle
 done
+[ "$failed" = 0 ] || exit "$KSFT_FAIL"
 exit 0

@@ -23,8 +23,13 @@ lt_unload || lt_fail "unload"
 # shellcheck disable=SC2317 # the EXIT trap
 restore() {
 	rm -f "$conf"
-	modprobe -r loop 2>/dev/null
-	mountpoint -q "$mods" && umount "$mods"
+	modprobe -r loop 2>/dev/null || true
+	# udev's workers may still be loading modules for the devices that came and went; a lazy
+	# unmount then detaches the copy at once (the runner deletes it after the test).
+	udevadm settle
+	if mountpoint -q "$mods"; then
+		umount "$mods" 2>/dev/null || umount -l "$mods"
+	fi
 	lt_load
 	lt_cleanup
 }

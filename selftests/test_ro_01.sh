@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # A read-only binding rejects writes and leaves the file untouched; read-only is forced when the
-# backing file or the loop device was opened read-only.
+# backing file or the loop device was opened read-only. With the block layer's flag cleared
+# (BLKROSET 0, `blockdev --setrw`) the write still fails (whoever refuses it: the block layer's
+# disk-wide read-only state, or the driver's own check of the binding) and the file is unchanged.
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
@@ -13,6 +15,11 @@ lt_eq "$(losetup -l -n -O RO "$dev" | tr -d ' ')" 1 "losetup RO column"
 if dd if=/dev/zero of="$dev" bs=4096 count=1 oflag=direct conv=notrunc status=none 2>/dev/null; then
 	lt_fail "a write to a read-only loop device succeeded"
 fi
+blockdev --setrw "$dev" || lt_fail "BLKROSET 0 failed"
+if out=$(dd if=/dev/zero of="$dev" bs=4096 count=1 oflag=direct conv=notrunc 2>&1); then
+	lt_fail "a write after BLKROSET 0 to a read-only binding succeeded"
+fi
+lt_log "write after BLKROSET 0: $(grep -o 'error.*' <<<"$out" | head -n 1)"
 flags=$(lt_ioctl get-status64 "$dev" | tail -n 1 | jq .lo_flags)
 lt_eq "$((flags & 1))" 1 "LO_FLAGS_READ_ONLY in GET_STATUS64"
 losetup -d "$dev"
