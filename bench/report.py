@@ -13,16 +13,31 @@ import json
 import statistics
 import sys
 
-SUBJECTS = ["raw", "c-buf", "c-dio", "rust-buf", "rust-dio"]
+SUBJECTS = ["raw", "c-buf", "c-dio", "rust-buf", "rust-dio", "rust1-buf", "rust1-dio"]
 NAMES = {
     "raw": "raw backing file (O_DIRECT)",
     "c-buf": "loop.ko, DIO off",
     "c-dio": "loop.ko, DIO on",
     "rust-buf": "rust_loop, DIO off",
     "rust-dio": "rust_loop, DIO on",
+    "rust1-buf": "rust_loop 1 queue, DIO off",
+    "rust1-dio": "rust_loop 1 queue, DIO on",
 }
 A = ["randread", "read", "randwrite", "write"]
 B = ["libaio-randread", "libaio-randwrite", "io_uring-randread", "io_uring-randwrite"]
+E = ["psync4-randread", "libaio2-randread", "psync1-read"]
+RATIOS = [("rust/C, DIO on", "rust-dio", "c-dio"),
+          ("rust/C, DIO off", "rust-buf", "c-buf"),
+          ("rust 1 queue/C, DIO on", "rust1-dio", "c-dio"),
+          ("rust 1 queue/C, DIO off", "rust1-buf", "c-buf"),
+          ("rust DIO on / raw", "rust-dio", "raw"),
+          ("rust DIO on/off", "rust-dio", "rust-buf"),
+          ("loop.ko DIO on/off", "c-dio", "c-buf")]
+ENGINE = ["aio_nowait", "aio_blocking", "buffered_nowait", "buffered_blocking",
+          "eagain_fallbacks", "blocking_path", "requeued"]
+
+
+RUNS = []
 
 
 def load(path):
@@ -81,20 +96,113 @@ def ratio(s, k1, k2, metric="iops"):
     return f"{a[0] / b[0]:.2f}"
 
 
+def present(s, subj, workload, labels):
+    return any((subj, workload, lb) in s for lb in labels)
+
+
 def table(s, workload, labels, metric, digits, title):
     lines = [f"**{title}**", "", "| subject | " + " | ".join(labels) + " |",
              "|---|" + "---|" * len(labels)]
     for subj in SUBJECTS:
-        lines.append(f"| {NAMES[subj]} | " + " | ".join(
-            cell(s, (subj, workload, lb), metric, digits) for lb in labels) + " |")
-    for name, k1, k2 in [("rust/C, DIO on", "rust-dio", "c-dio"),
-                         ("rust/C, DIO off", "rust-buf", "c-buf"),
-                         ("rust DIO on / raw", "rust-dio", "raw"),
-                         ("rust DIO on/off", "rust-dio", "rust-buf"),
-                         ("loop.ko DIO on/off", "c-dio", "c-buf")]:
-        lines.append(f"| *{name}* | " + " | ".join(
-            ratio(s, (k1, workload, lb), (k2, workload, lb), metric) for lb in labels) + " |")
+        if present(s, subj, workload, labels):
+            lines.append(f"| {NAMES[subj]} | " + " | ".join(
+                cell(s, (subj, workload, lb), metric, digits) for lb in labels) + " |")
+    for name, k1, k2 in RATIOS:
+        if present(s, k1, workload, labels) and present(s, k2, workload, labels):
+            lines.append(f"| *{name}* | " + " | ".join(
+                ratio(s, (k1, workload, lb), (k2, workload, lb), metric) for lb in labels)
+                + " |")
     return lines
+
+
+def per_subject(s, workload, label, title):
+    """One workload: IOPS, p50, p99, CPU busy and context switches per I/O, per subject."""
+    lines = [f"**{title}**", "",
+             "| subject | IOPS | p50 µs | p99 µs | CPU busy % | ctxt/IO |",
+             "|---|---|---|---|---|---|"]
+    for subj in SUBJECTS:
+        k = (subj, workload, label)
+        if k in s:
+            lines.append(f"| {NAMES[subj]} | {cell(s, k, 'iops')} | {cell(s, k, 'lat_p50_us', 1)} | "
+                         f"{cell(s, k, 'lat_p99_us', 1)} | {cell(s, k, 'cpu_busy_pct', 1)} | "
+                         f"{cell(s, k, 'ctxt_per_io', 2)} |")
+    for name, k1, k2 in RATIOS:
+        a, b = (k1, workload, label), (k2, workload, label)
+        if a in s and b in s:
+            lines.append(f"| *{name}* | {ratio(s, a, b)} | {ratio(s, a, b, 'lat_p50_us')} | "
+                         f"{ratio(s, a, b, 'lat_p99_us')} | {ratio(s, a, b, 'cpu_busy_pct')} | "
+                         f"{ratio(s, a, b, 'ctxt_per_io')} |")
+    return lines
+
+
+def engine_table(runs):
+    """rust_loop's engine counters (medians over the repetitions), as a share of the requests."""
+    groups = {}
+    for r in runs:
+        e = r.get("engine") or {}
+        if r["subject"].startswith("rust") and e.get("dispatched"):
+            groups.setdefault((r["subject"], r["workload"], r["label"]), []).append(e)
+    lines = ["**Engine**: what rust_loop did with the requests of each run (debugfs "
+             "`rust_loop/loopN/stats`, medians; % of the requests dispatched)", "",
+             "| subject | workload | requests | " + " | ".join(ENGINE) + " |",
+             "|---|---|---|" + "---|" * len(ENGINE)]
+    for (subj, w, lb), es in sorted(groups.items()):
+        n = statistics.median(e["dispatched"] for e in es)
+        cols = []
+        for c in ENGINE:
+            v = statistics.median(e.get(c, 0) for e in es)
+            cols.append(f"{100 * v / n:.0f}%" if n else "–")
+        lines.append(f"| {NAMES[subj]} | {w} {lb} | {n:,.0f} | " + " | ".join(cols) + " |")
+    return lines
+
+
+def med(s, key, metric):
+    v = s.get(key, {}).get(metric)
+    return v[0] if v else None
+
+
+def targets(s):
+    """The engine's goals (README: Performance), each with its measured value."""
+    rows = ["**Goals**", "", "| goal | measured | met |", "|---|---|---|"]
+
+    def row(goal, value, ok):
+        rows.append(f"| {goal} | {value} | {'yes' if ok else 'no'} |")
+
+    def r(k1, k2, metric="iops"):
+        a, b = med(s, k1, metric), med(s, k2, metric)
+        return a / b if a is not None and b else None
+
+    x = r(("rust-dio", "e", "psync4-randread"), ("c-dio", "e", "psync4-randread"))
+    if x is not None:
+        row("RAM, DIO on, psync x4 random read: rust/C >= 3.0", f"{x:.2f}", x >= 3.0)
+    x = r(("rust-dio", "e", "psync4-randread"), ("raw", "e", "psync4-randread"))
+    if x is not None:
+        row("RAM, DIO on, psync x4 random read: about 0.7 of raw", f"{x:.2f}", x >= 0.6)
+    x = r(("rust-dio", "e", "psync1-read"), ("c-dio", "e", "psync1-read"), "lat_p50_us")
+    if x is not None:
+        row("RAM, DIO on, one psync job: p50 latency <= 0.5x loop.ko's", f"{x:.2f}", x <= 0.5)
+    x = r(("rust-buf", "b", "libaio-randread"), ("c-buf", "b", "libaio-randread"))
+    if x is not None:
+        row("virtio, buffered cold random read QD32: rust/C >= 2.0", f"{x:.2f}", x >= 2.0)
+    worst, worst_k = None, None
+    worse_ctxt = []
+    for (subj, w, lb) in s:
+        if not subj.startswith("rust-"):
+            continue
+        c = "c-" + subj.split("-", 1)[1]
+        v = r((subj, w, lb), (c, w, lb))
+        if v is not None and (worst is None or v < worst):
+            worst, worst_k = v, f"{NAMES[subj]}, {w} {lb}"
+        cx = r((subj, w, lb), (c, w, lb), "ctxt_per_io")
+        if cx is not None and cx > 1.0:
+            worse_ctxt.append(f"{w} {lb} ({subj}: {cx:.2f})")
+    if worst is not None:
+        row("no workload below 0.95 of loop.ko (worst)", f"{worst:.2f} ({worst_k})",
+            worst >= 0.95)
+    row("context switches per I/O no higher than loop.ko's",
+        "higher in: " + ", ".join(worse_ctxt) if worse_ctxt else "never higher",
+        not worse_ctxt)
+    return rows
 
 
 def markdown(env, s, memory):
@@ -136,15 +244,28 @@ def markdown(env, s, memory):
     md += mem
     md.append("")
     md += table(s, "b", B, "iops", 0,
-                "4. The loop device itself: 4 KiB random I/O at queue depth 32 (IOPS)")
+                "4. The loop device itself: 4 KiB random I/O at queue depth 32 (IOPS); with "
+                "DIO off, the buffered cold-cache case")
     md.append("")
-    lat = ["**5. Latency**: one psync job, 4 KiB random reads (µs)", "",
-           "| subject | IOPS | p50 | p99 | CPU busy % |", "|---|---|---|---|---|"]
-    for subj in SUBJECTS:
-        k = (subj, "c", "psync-randread")
-        lat.append(f"| {NAMES[subj]} | {cell(s, k, 'iops')} | {cell(s, k, 'lat_p50_us', 1)} | "
-                   f"{cell(s, k, 'lat_p99_us', 1)} | {cell(s, k, 'cpu_busy_pct', 1)} |")
-    md += lat
+    md += per_subject(s, "c", "psync-randread",
+                      "5. Latency: one psync job, 4 KiB random reads (virtio)")
+    md.append("")
+    md += per_subject(s, "d", "libaio16-write",
+                      "6. Upstream's regression case: one sequential writer, libaio QD16, DIO on "
+                      "(virtio)")
+    md.append("")
+    md += table(s, "e", E, "iops", 0,
+                "7. Backing store in RAM (tmpfs), DIO on: 4 KiB reads, psync x4 random, libaio "
+                "x2 QD32 random, one psync job sequential (IOPS)")
+    md.append("")
+    md += table(s, "e", E, "lat_p50_us", 1, "8. Backing store in RAM: p50 latency (µs)")
+    md.append("")
+    md += table(s, "e", E, "ctxt_per_io", 2,
+                "9. Backing store in RAM: context switches per I/O")
+    md.append("")
+    md += engine_table(RUNS)
+    md.append("")
+    md += targets(s)
     return "\n".join(md) + "\n"
 
 
@@ -154,7 +275,8 @@ def chart(env, s, path):
     import matplotlib.pyplot as plt
 
     groups = [("a", lb, f"ext4 {lb}") for lb in A] + [("b", lb, lb) for lb in B] + \
-        [("c", "psync-randread", "psync randread QD1")]
+        [("c", "psync-randread", "psync randread QD1"), ("d", "libaio16-write", "seq write QD16")] + \
+        [("e", lb, f"RAM {lb}") for lb in E]
     subjects = [x for x in SUBJECTS if x != "raw"]
     fig, ax = plt.subplots(figsize=(12, 4.8))
     width = 0.8 / len(subjects)
@@ -180,6 +302,8 @@ def chart(env, s, path):
 def main():
     src, out_json, out_md, out_svg = sys.argv[1:5]
     env, runs, memory = load(src)
+    global RUNS
+    RUNS = runs
     s = summarize(runs)
     if not runs or not env:
         print("no runs in " + src, file=sys.stderr)
