@@ -10,9 +10,9 @@
 //! - [`CssRef`]: one counted reference to a cgroup subsystem state, put exactly once, on drop.
 //! - [`Association`]: the current kthread's blkcg and active memcg set for the guard's life and
 //!   restored on drop; `!Send`, so it is restored on the task that set it, and made only by
-//!   [`Association::with`], which scopes it to a call, so nested ones end in reverse order
-//!   (the active memcg is a stack: each restores what it replaced). It holds its own
-//!   references (the memcg's as a [`CssRef`], the blkcg's inside the kthread), so it does not
+//!   [`Association::with`], which scopes it to a call and makes it only in a kthread in task
+//!   context (associations are not meant to nest: the blkcg part is cleared at the end). It
+//!   holds its own references (the memcg's as a [`CssRef`], the blkcg's inside the kthread), so it does not
 //!   borrow the request it was made from: the request may complete while I/O it started is
 //!   still being submitted under the association.
 //!

@@ -167,8 +167,8 @@ impl BackingFile {
     }
 
     /// The file system supports `IOCB_NOWAIT` on it (`FMODE_NOWAIT`); for a block device, its
-    /// queue also takes `REQ_NOWAIT` bios (every block device file has `FMODE_NOWAIT`, but a
-    /// device-mapper table without NOWAIT support fails such bios with `EOPNOTSUPP`).
+    /// queue also takes `REQ_NOWAIT` bios now (`FMODE_NOWAIT` says so only as of the open: a
+    /// device-mapper table swapped in later may not, and fails such bios with `EOPNOTSUPP`).
     pub(crate) fn supports_nowait(&self) -> bool {
         if self.f_mode() & FMODE_NOWAIT == 0 {
             return false;

@@ -572,8 +572,8 @@ impl<T: Operations> Rq<T> {
         let work = unsafe { (*self.cmd_ptr()).work.get() };
         let _ = self.into_raw();
         // SAFETY: `wq` is borrowed from the queue data, which outlives every request of the
-        // queue, and this request is in flight until its work has run: the workqueue is live
-        // when the work is queued. The work item is initialised (`Cmd::new`) and lives in the
+        // queue, and this request is in flight until its work has run, so the queue data (and
+        // with it the workqueue) cannot be torn down before the work is linked. The work item is initialised (`Cmd::new`) and lives in the
         // request, which stays allocated while in flight; the request now belongs to the work
         // until `run_work` hands it on, so nobody else can queue or touch this work meanwhile.
         if !unsafe { WorkQueue::queue_raw(wq, work) } {

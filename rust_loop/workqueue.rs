@@ -82,9 +82,10 @@ impl WorkQueue {
     ///
     /// # Safety
     ///
-    /// `wq` is the workqueue of a live [`WorkQueue`] when the call begins; `work` is an
-    /// initialised `work_struct` that stays valid, and is not freed or reused, until its
-    /// function has run.
+    /// `wq` is the workqueue of a live [`WorkQueue`] whose `destroy_workqueue` cannot begin
+    /// before `work` is linked (for example because the queued work keeps its owner alive);
+    /// `work` is an initialised `work_struct` that stays valid, and is not freed or reused,
+    /// until its function has run.
     pub(crate) unsafe fn queue_raw(
         wq: *mut bindings::workqueue_struct,
         work: *mut bindings::work_struct,
