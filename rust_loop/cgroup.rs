@@ -12,9 +12,9 @@
 //!   restored on drop; `!Send`, so it is restored on the task that set it, and made only by
 //!   [`Association::with`], which scopes it to a call and makes it only in a kthread in task
 //!   context (associations are not meant to nest: the blkcg part is cleared at the end). It
-//!   holds its own references (the memcg's as a [`CssRef`], the blkcg's inside the kthread), so it does not
-//!   borrow the request it was made from: the request may complete while I/O it started is
-//!   still being submitted under the association.
+//!   holds its own references (the memcg's as a [`CssRef`], the blkcg's inside the kthread),
+//!   so it does not borrow the request it was made from: the request may complete while I/O it
+//!   started is still being submitted under the association.
 //!
 //! C headers: [`include/linux/blk-cgroup.h`](srctree/include/linux/blk-cgroup.h),
 //! [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h),
