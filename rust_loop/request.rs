@@ -204,7 +204,7 @@ struct Cmd<T: Operations> {
     /// Link of [`RqList`].
     #[pin]
     link: Opaque<bindings::llist_node>,
-    /// Work item of [`Rq::punt`], initialised with [`run_work::<T>`].
+    /// Work item of [`Rq::punt_blocking`], initialised with [`run_work::<T>`].
     #[pin]
     work: Opaque<bindings::work_struct>,
     #[pin]
@@ -595,11 +595,11 @@ impl<T: Operations> Drop for Rq<T> {
     }
 }
 
-/// Work function of [`Rq::punt`].
+/// Work function of [`Rq::punt_blocking`].
 ///
 /// # Safety
 ///
-/// Called by a workqueue for the `work` of a [`Cmd<T>`] queued by [`Rq::punt`], once per
+/// Called by a workqueue for the `work` of a [`Cmd<T>`] queued by [`Rq::punt_blocking`], once per
 /// queueing.
 unsafe extern "C" fn run_work<T: Operations>(work: *mut bindings::work_struct) {
     // SAFETY: `work` is the `work` field of a `Cmd<T>` (only `Cmd::new` uses this function).

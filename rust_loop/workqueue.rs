@@ -3,7 +3,7 @@
 //! A driver's own workqueue (`alloc_workqueue`), for work that may block.
 //!
 //! The 7.2 `kernel::workqueue` queues `Arc`/`KBox`-owned items; a loop command's work item lives
-//! in its request's PDU and is owned through the request (`Rq::punt` in `request.rs`), hence
+//! in its request's PDU and is owned through the request (`Rq::punt_blocking` in `request.rs`), hence
 //! this small owner of a `workqueue_struct`.
 //!
 //! Types and the invariants they enforce:
