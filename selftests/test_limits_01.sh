@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Queue shape and limits as loop.c: hw_queue_depth (128) tags per hardware queue, no I/O
 # scheduler, max_hw_sectors 2560, logical = physical = minimum I/O size = block size, a write
-# cache when the file is writable (so flushes reach vfs_fsync), rotational as the backing disk.
+# cache when the file is writable (so flushes reach vfs_fsync), rotational as the backing disk
+# (the guest's disk, then a scsi_debug disk switched to rotational and back, both as the disk
+# under the image's file system and as the backing device itself).
 # Hardware queues: loop.c has one; rust_loop one per online CPU (at most 16) unless its
 # nr_hw_queues parameter says otherwise (deliberate difference: the engine).
 . "$(dirname "$0")/lib.sh"
@@ -35,4 +37,18 @@ lt_eq "$(cat "/sys/block/${dev#/dev/}/queue/write_cache")" "write through" "writ
 losetup -d "$dev"
 udevadm settle
 lt_eq "$(cat "$q/logical_block_size")" 512 "block size reset at detach"
+
+sd=$(lt_scsi_debug dev_size_mb=64)
+trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
+lt_ext4 "$sd" "$LT_WORK/sd"
+lt_sparse "$LT_WORK/sd/img" 16M
+for rot in 1 0; do
+	echo "$rot" >"/sys/block/${sd#/dev/}/queue/rotational"
+	for backing in "$LT_WORK/sd/img" "$sd"; do
+		dev=$(lt_attach "$backing")
+		lt_eq "$(lt_sysfs "$dev" queue/rotational)" "$rot" "rotational over $backing (rotational $rot)"
+		losetup -d "$dev"
+		udevadm settle
+	done
+done
 exit 0
