@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Reconfiguration while I/O is in flight, each on its own. LOOP_SET_BLOCK_SIZE 512 <-> 4096, 20
+# times, under verifying fio with direct I/O on (the change freezes the queue with I/O queued:
+# the lock order limits lock -> freeze fixed once). LOOP_SET_STATUS64 moving the offset
+# 0 <-> 1 MiB, 20 times, under buffered and direct readers: no read fails, and afterwards the
+# device reads the window of its offset. LOOP_CLR_FD while fio writes through the device: the
+# clear is deferred (fio and the test hold the device open; fio closes and reopens it between
+# its loops), fio finishes without an error, and the device is unbound at the last close.
+# Cycle detection two levels deep: loop A <- loop B <- loop C, then LOOP_CHANGE_FD of A to C is
+# EBADF (a cycle), while binding a fourth device to C is fine and reads the file. LOOP_CTL_REMOVE,
+# LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (400 calls) racing with opens of it:
+# every call returns one of its documented outcomes (remove: OK, EBUSY, ENODEV; add: OK, EEXIST),
+# and the device can be removed and added afterwards.
+. "$(dirname "$0")/lib.sh"
+lt_need fio
+
+img=$LT_WORK/img
+lt_file "$img" 32M
+stop=$LT_WORK/stop
+
+# under_fio DEV TAG CMD...: run verifying fio on DEV back to back while CMD runs (at least two
+# fio runs); fail if fio or CMD fails.
+under_fio() {
+	local dev=$1 tag=$2 fio_pid
+	shift 2
+	rm -f "$stop"
+	(
+		n=0
+		while [ ! -e "$stop" ] || [ "$n" -lt 2 ]; do
+			lt_fio_verify "$dev" 4096 libaio 2 16 4M >"$LT_WORK/fio.$tag.log" 2>&1 ||
+				{ cat "$LT_WORK/fio.$tag.log"; exit 1; }
+			n=$((n + 1))
+		done
+	) &
+	fio_pid=$!
+	if ! "$@"; then
+		touch "$stop"
+		wait "$fio_pid" || true
+		lt_fail "$tag: $* failed"
+	fi
+	touch "$stop"
+	wait "$fio_pid" || lt_fail "$tag: verifying fio failed meanwhile"
+}
+
+# Called through under_fio.
+# shellcheck disable=SC2317
+flip_bs() {
+	local i
+	for i in $(seq 1 20); do
+		lt_expect "OK 0" set-bs "$1" $((i % 2 ? 4096 : 512))
+	done
+}
+dev=$(lt_attach "$img" --direct-io=on)
+under_fio "$dev" block-size flip_bs "$dev"
+lt_log "20 block size changes under verifying fio"
+losetup -d "$dev"
+udevadm settle
+
+# Readers (buffered and direct) while the offset moves.
+move_offset() {
+	local i
+	for i in $(seq 1 20); do
+		lt_expect "OK 0" set-status64 "$1" --offset $((i % 2 ? 1 << 20 : 0))
+	done
+}
+dev=$(lt_attach "$img")
+(
+	while [ ! -e "$stop" ]; do
+		dd if="$dev" of=/dev/null bs=64k count=256 iflag=direct status=none || exit 1
+		dd if="$dev" of=/dev/null bs=64k count=256 status=none || exit 1
+	done
+) &
+reader=$!
+rm -f "$stop"
+move_offset "$dev"
+touch "$stop"
+wait "$reader" || lt_fail "a read failed while the offset moved"
+lt_eq "$(lt_sysfs "$dev" loop/offset)" 0 "offset after the last move"
+lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "device reads the file at offset 0"
+lt_expect "OK 0" set-status64 "$dev" --offset $((1 << 20))
+lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img" $((31 << 20)) $((1 << 20)))" \
+	"device reads the file from 1 MiB after the offset moved there"
+losetup -d "$dev"
+udevadm settle
+
+# LOOP_CLR_FD with fio writing: deferred to the last close, which is the test's own (fio closes
+# and reopens the device between its loops).
+dev=$(lt_attach "$img" --direct-io=on)
+exec 4<"$dev"
+fio --name=w --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=libaio \
+	--iodepth=16 --size=8M --loops=4 >"$LT_WORK/fio.clr.log" 2>&1 &
+fio_pid=$!
+# Wait (bounded) until fio's writes reach the device: field 5 of stat, writes completed.
+for _ in $(seq 1 300); do
+	[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt 0 ] && break
+	sleep 0.1
+done
+lt_expect "OK 0" clr-fd "$dev"
+kill -0 "$fio_pid" 2>/dev/null || lt_fail "fio was done before LOOP_CLR_FD: nothing was in flight"
+wait "$fio_pid" || { cat "$LT_WORK/fio.clr.log"; lt_fail "fio failed after a deferred LOOP_CLR_FD"; }
+lt_bound "$dev" || lt_fail "$dev unbound while the test still had it open"
+lt_eq "$(lt_sysfs "$dev" loop/autoclear)" 1 "loop/autoclear after the deferred LOOP_CLR_FD"
+exec 4<&-
+udevadm settle
+! lt_bound "$dev" || lt_fail "$dev still bound after its last opener closed"
+lt_log "LOOP_CLR_FD deferred until the last close, fio wrote meanwhile"
+
+# Cycle detection two levels deep.
+a=$(lt_attach "$img" -r)
+b=$(lt_attach "$a" -r)
+c=$(lt_attach "$b" -r)
+lt_expect "ERR EBADF" change-fd "$a" "$c" --file-ro
+d=$(losetup -f)
+lt_expect "OK 0" set-fd "$d" "$c" --file-ro
+lt_eq "$(lt_sum "$d")" "$(lt_sum "$img")" "a device three levels over the file"
+losetup -d "$d" "$c" "$b" "$a"
+udevadm settle
+
+# LOOP_CTL_REMOVE/ADD/GET_FREE racing with opens.
+n=$(lt_ioctl ctl-get-free | cut -d' ' -f2)
+(
+	while [ ! -e "$stop" ]; do
+		{ exec 3<"/dev/loop$n"; } 2>/dev/null && exec 3<&-
+	done
+	exit 0
+) &
+opener=$!
+rm -f "$stop"
+out=$(lt_ioctl ctl-storm 400 1 "$n" "$n")
+touch "$stop"
+wait "$opener"
+lt_log "LOOP_CTL_* on loop$n racing with opens: $(tail -n 1 <<<"$out")"
+lt_eq "$(head -n 1 <<<"$out")" "OK 400" "the calls of the storm"
+bad=$(tail -n 1 <<<"$out" | jq -r 'keys[] | select(IN("add:OK", "add:EEXIST", "remove:OK",
+	"remove:EBUSY", "remove:ENODEV", "get_free:OK") | not)')
+[ -z "$bad" ] || lt_fail "unexpected outcomes: $bad"
+udevadm settle
+lt_ioctl ctl-add "$n" >/dev/null
+udevadm settle
+lt_expect "OK 0" ctl-remove "$n"
+lt_expect "OK $n" ctl-add "$n"
+exit 0
