@@ -78,6 +78,18 @@ def open_file(path, ro, direct):
     return os.open(path, flags)
 
 
+def ioctl_ulong(fd, cmd, value):
+    """ioctl(2) with an unsigned long argument: fcntl.ioctl only passes a C int."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+    ret = libc.ioctl(fd, cmd, value)
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("cmd")
@@ -173,7 +185,7 @@ def main():
         elif a.cmd == "set-dio":
             print("OK", fcntl.ioctl(dev, LOOP_SET_DIRECT_IO, int(a.args[0], 0)))
         elif a.cmd == "set-bs":
-            print("OK", fcntl.ioctl(dev, LOOP_SET_BLOCK_SIZE, int(a.args[0], 0)))
+            print("OK", ioctl_ulong(dev, LOOP_SET_BLOCK_SIZE, int(a.args[0], 0)))
         elif a.cmd == "set-capacity":
             print("OK", fcntl.ioctl(dev, LOOP_SET_CAPACITY, 0))
         elif a.cmd == "raw":

@@ -19,6 +19,8 @@ node_open() {
 	mknod "$LT_WORK/node" b 7 "$1"
 	(exec 3<"$LT_WORK/node") 2>/dev/null
 }
+# Whatever happens, the next test gets the driver with its default parameters.
+trap 'lt_cleanup; lt_unload && lt_load' EXIT
 devices() { find /sys/block -maxdepth 1 -name 'loop*' -printf '%f\n' | sort -V | tr '\n' ' '; }
 
 reload max_loop=4 hw_queue_depth=16
@@ -52,5 +54,4 @@ reload
 node_open 20 || lt_fail "opening minor 20 without max_loop failed"
 [ -e /sys/block/loop20 ] || lt_fail "opening minor 20 without max_loop did not create loop20"
 lt_eq "$(cat "/sys/block/loop20/queue/nr_requests")" 128 "nr_requests by default"
-reload
 exit 0

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Reconfiguration while I/O is in flight, each on its own. LOOP_SET_BLOCK_SIZE 512 <-> 4096, 20
+# Reconfiguration while I/O is in flight, each on its own. LOOP_SET_BLOCK_SIZE 512 <-> 4096, 12
 # times, under verifying fio with direct I/O on (the change freezes the queue with I/O queued:
 # the lock order limits lock -> freeze fixed once). LOOP_SET_STATUS64 moving the offset
-# 0 <-> 1 MiB, 20 times, under buffered and direct readers: no read fails, and afterwards the
+# 0 <-> 1 MiB, 12 times, under buffered and direct readers: no read fails, and afterwards the
 # device reads the window of its offset. LOOP_CLR_FD while fio writes through the device: the
 # clear is deferred (fio and the test hold the device open; fio closes and reopens it between
 # its loops), fio finishes without an error, and the device is unbound at the last close.
 # Cycle detection two levels deep: loop A <- loop B <- loop C, then LOOP_CHANGE_FD of A to C is
 # EBADF (a cycle), while binding a fourth device to C is fine and reads the file. LOOP_CTL_REMOVE,
-# LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (400 calls) racing with opens of it:
+# LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (200 calls) racing with opens of it:
 # every call returns one of its documented outcomes (remove: OK, EBUSY, ENODEV; add: OK, EEXIST),
 # and the device can be removed and added afterwards.
 . "$(dirname "$0")/lib.sh"
@@ -47,20 +47,20 @@ under_fio() {
 # shellcheck disable=SC2317
 flip_bs() {
 	local i
-	for i in $(seq 1 20); do
+	for i in $(seq 1 12); do
 		lt_expect "OK 0" set-bs "$1" $((i % 2 ? 4096 : 512))
 	done
 }
 dev=$(lt_attach "$img" --direct-io=on)
 under_fio "$dev" block-size flip_bs "$dev"
-lt_log "20 block size changes under verifying fio"
+lt_log "12 block size changes under verifying fio"
 losetup -d "$dev"
 udevadm settle
 
 # Readers (buffered and direct) while the offset moves.
 move_offset() {
 	local i
-	for i in $(seq 1 20); do
+	for i in $(seq 1 12); do
 		lt_expect "OK 0" set-status64 "$1" --offset $((i % 2 ? 1 << 20 : 0))
 	done
 }
@@ -127,11 +127,11 @@ n=$(lt_ioctl ctl-get-free | cut -d' ' -f2)
 ) &
 opener=$!
 rm -f "$stop"
-out=$(lt_ioctl ctl-storm 400 1 "$n" "$n")
+out=$(lt_ioctl ctl-storm 200 1 "$n" "$n")
 touch "$stop"
 wait "$opener"
 lt_log "LOOP_CTL_* on loop$n racing with opens: $(tail -n 1 <<<"$out")"
-lt_eq "$(head -n 1 <<<"$out")" "OK 400" "the calls of the storm"
+lt_eq "$(head -n 1 <<<"$out")" "OK 200" "the calls of the storm"
 bad=$(tail -n 1 <<<"$out" | jq -r 'keys[] | select(IN("add:OK", "add:EEXIST", "remove:OK",
 	"remove:EBUSY", "remove:ENODEV", "get_free:OK") | not)')
 [ -z "$bad" ] || lt_fail "unexpected outcomes: $bad"
