@@ -136,11 +136,44 @@ lt_fio_verify() {
 	[ "${errs:-0}" = 0 ] || lt_fail "fio reported $errs errors on $dev"
 }
 
+# lt_fio_loop STOP LOG LT_FIO_VERIFY-ARGS...: lt_fio_verify back to back, at least twice and
+# until the file STOP exists; prints the number of runs. On a failure, fio's output (kept in LOG)
+# goes to stderr and the loop fails. Run it in the background while the device is reconfigured.
+lt_fio_loop() {
+	local stop=$1 log=$2 n=0
+	shift 2
+	while [ ! -e "$stop" ] || [ "$n" -lt 2 ]; do
+		(lt_fio_verify "$@") >"$log" 2>&1 || { cat "$log" >&2; return 1; }
+		n=$((n + 1))
+	done
+	echo "$n"
+}
+
 # lt_ext4 DEV DIR: make an ext4 file system on DEV and mount it on DIR.
 lt_ext4() {
 	mkfs.ext4 -q -F "$1"
 	mkdir -p "$2"
 	mount "$1" "$2"
+}
+
+# lt_resident FILE: how many of FILE's pages are in the page cache (mincore(2) of a mapping).
+lt_resident() {
+	python3 - "$1" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+pages = (size + 4095) // 4096
+addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+vec = ctypes.create_string_buffer(pages)
+if addr in (None, ctypes.c_void_p(-1).value) or libc.mincore(addr, size, vec) != 0:
+    sys.exit("mincore: " + os.strerror(ctypes.get_errno()))
+print(sum(b & 1 for b in vec.raw))
+PY
 }
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
@@ -161,9 +194,19 @@ lt_same_as_c() {
 # lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).
 lt_bound() { [ -e "/sys/block/$(basename "$1")/loop/offset" ]; }
 
-# Leave no state behind for the next test: unmount, detach, unload nothing.
+# Leave no state behind for the next test: stop the test's background jobs (a test that fails
+# while a reader or fio runs would leave them holding devices), unmount, detach, unload nothing.
 lt_cleanup() {
 	local m
+	# The runner starts each test as its own process group (setsid): signal the group, not
+	# ourselves. Run by hand from a shell, the test is not a group leader and this is skipped.
+	local st
+	read -r -a st </proc/$$/stat
+	if [ "${st[4]}" = "$$" ]; then
+		trap '' TERM
+		kill -TERM 0 2>/dev/null || true
+		wait 2>/dev/null || true
+	fi
 	awk -v w="$LT_WORK" '$2 ~ "^"w { print $2 }' /proc/mounts | sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
@@ -181,7 +224,9 @@ lt_load
 # substitution, so the caller unloads it (its EXIT trap).
 lt_scsi_debug() {
 	local b
-	modprobe scsi_debug "$@" || lt_skip "no scsi_debug"
+	# Loaded already (left by another test), it would ignore these parameters.
+	[ -d /sys/module/scsi_debug ] && lt_fail "scsi_debug is loaded already" >&2
+	modprobe scsi_debug "$@" || lt_skip "no scsi_debug" >&2
 	udevadm settle
 	for b in /sys/block/sd*; do
 		if grep -qs scsi_debug "$b/device/model"; then
@@ -189,5 +234,5 @@ lt_scsi_debug() {
 			return 0
 		fi
 	done
-	lt_fail "no scsi_debug disk"
+	lt_fail "no scsi_debug disk" >&2
 }

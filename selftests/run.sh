@@ -247,6 +247,13 @@ run_one() {
 			losetup -D
 			rc=1
 		fi
+		# A backing-device module left loaded would ignore the next test's parameters.
+		if [ -d /sys/module/scsi_debug ]; then
+			echo "# left scsi_debug loaded" >>"$out"
+			udevadm settle
+			rmmod scsi_debug 2>/dev/null || true
+			rc=1
+		fi
 		other=$(loaded_driver)
 		if [ -n "$other" ] && [ "$other" != "$drv" ]; then
 			echo "# the test left ${label[$other]} loaded instead of ${label[$drv]}" >>"$out"

@@ -13,15 +13,7 @@ lt_eq "$(lt_sysfs "$dev" loop/dio)" 1 "loop/dio at start"
 
 # Verifying writers run back to back until the toggler is done.
 stop=$LT_WORK/stop
-(
-	n=0
-	while [ ! -e "$stop" ] || [ "$n" -lt 2 ]; do
-		lt_fio_verify "$dev" 4096 libaio 1 16 16M >"$LT_WORK/fio.$n.log" 2>&1 ||
-			{ cat "$LT_WORK/fio.$n.log"; exit 1; }
-		n=$((n + 1))
-	done
-	echo "$n" >"$LT_WORK/fio.runs"
-) &
+lt_fio_loop "$stop" "$LT_WORK/fio.log" "$dev" 4096 libaio 1 16 16M >"$LT_WORK/fio.runs" &
 fio_pid=$!
 
 toggles=0

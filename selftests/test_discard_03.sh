@@ -8,7 +8,7 @@
 # changes as the operation says, the data around it is intact; every outcome (exit status,
 # allocation, the device's discard limits) is loop.ko's.
 . "$(dirname "$0")/lib.sh"
-lt_need blkdiscard fallocate
+lt_need blkdiscard fallocate filefrag
 
 MiB=$((1 << 20))
 zero=$(head -c $((4 * MiB)) /dev/zero | sha256sum | cut -d' ' -f1)
@@ -55,20 +55,22 @@ udevadm settle
 # The file's allocation, range by range: the discard and the punch-hole freed their 4 MiB, the
 # zero-range kept its blocks (as unwritten extents), the last 4 MiB are data.
 for r in 0 4 8 12; do
-	# filefrag -v: "ext: logical_start..logical_end: physical...", in 4 KiB blocks.
-	alloc=$(filefrag -v "$img" | awk -F: -v s=$((r * 256)) -v e=$((r * 256 + 1023)) '
+	# filefrag -v -b4096: "ext: logical_start..logical_end: physical...", in 4 KiB blocks.
+	alloc=$(filefrag -v -b4096 "$img" | awk -F: -v s=$((r * 256)) -v e=$((r * 256 + 1023)) '
 		$1 ~ /^ *[0-9]+$/ { split($2, a, /\.\./); lo = a[1] + 0; hi = a[2] + 0
 			if (hi >= s && lo <= e) n += (hi < e ? hi : e) - (lo > s ? lo : s) + 1 }
 		END { print n + 0 }')
 	echo "file blocks allocated in [$r MiB, $((r + 4)) MiB): $alloc" >>"$rec"
 done
-grep -q 'file discard: exit 0' "$rec" || lt_fail "discard over a file failed"
+for what in discard zero-range punch-hole; do
+	grep -q "file $what: exit 0" "$rec" || lt_fail "$what over a file failed"
+done
 grep -q 'allocated in \[0 MiB, 4 MiB): 0$' "$rec" || lt_fail "discard left the file's blocks"
 grep -q 'allocated in \[4 MiB, 8 MiB): 1024$' "$rec" || lt_fail "zero-range freed the file's blocks"
 grep -q 'allocated in \[8 MiB, 12 MiB): 0$' "$rec" || lt_fail "punch-hole left the file's blocks"
 
-sd=$(lt_scsi_debug dev_size_mb=16 lbpu=1 lbpws=1 unmap_max_blocks=8192)
 trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
+sd=$(lt_scsi_debug dev_size_mb=16 lbpu=1 lbpws=1 unmap_max_blocks=8192)
 dd if=/dev/urandom of="$sd" bs=1M count=16 oflag=direct status=none
 dev=$(lt_attach "$sd" --direct-io=on)
 run "$dev" "$sd" "block device"

@@ -5,19 +5,22 @@
 # 64 KiB left; the file system stores part of it. rust_loop retries the rest and fails the
 # write with the file system's ENOSPC; loop.c 7.2 acknowledges the whole request, so its writer
 # sees success for data that was never stored (on both: the data does not read back). An
-# oversized LOOP_SET_BLOCK_SIZE argument (2^32 + 512): rust_loop says EINVAL, loop.c truncates
-# it to 512.
+# oversized LOOP_SET_BLOCK_SIZE argument (2^32 + 512) on a device of block size 4096: rust_loop
+# says EINVAL and keeps 4096, loop.c truncates it to 512.
 . "$(dirname "$0")/lib.sh"
 lt_need fallocate
 
 lt_sparse "$LT_WORK/img" 8M
-dev=$(lt_attach "$LT_WORK/img")
+dev=$(lt_attach "$LT_WORK/img" -b 4096)
 if [ "$LT_DRIVER" = rust ]; then
 	lt_expect "ERR EINVAL" set-bs "$dev" $(((1 << 32) + 512))
+	want=4096
 else
 	lt_expect "OK 0" set-bs "$dev" $(((1 << 32) + 512))
+	want=512
 fi
-lt_eq "$(lt_sysfs "$dev" queue/logical_block_size)" 512 "block size after LOOP_SET_BLOCK_SIZE(2^32 + 512)"
+lt_eq "$(lt_sysfs "$dev" queue/logical_block_size)" "$want" \
+	"block size 4096 after LOOP_SET_BLOCK_SIZE(2^32 + 512)"
 losetup -d "$dev"
 udevadm settle
 

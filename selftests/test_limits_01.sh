@@ -38,8 +38,8 @@ losetup -d "$dev"
 udevadm settle
 lt_eq "$(cat "$q/logical_block_size")" 512 "block size reset at detach"
 
-sd=$(lt_scsi_debug dev_size_mb=64)
 trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
+sd=$(lt_scsi_debug dev_size_mb=64)
 lt_ext4 "$sd" "$LT_WORK/sd"
 lt_sparse "$LT_WORK/sd/img" 16M
 for rot in 1 0; do

@@ -16,11 +16,16 @@ reload() {
 # devices that exist) and close it; fails if the open does.
 node_open() {
 	rm -f "$LT_WORK/node"
-	mknod "$LT_WORK/node" b 7 "$1"
+	mknod "$LT_WORK/node" b 7 "$1" || lt_fail "mknod of minor $1"
 	(exec 3<"$LT_WORK/node") 2>/dev/null
 }
 # Whatever happens, the next test gets the driver with its default parameters.
-trap 'lt_cleanup; lt_unload && lt_load' EXIT
+# shellcheck disable=SC2317 # called by the EXIT trap
+restore() {
+	lt_cleanup
+	{ lt_unload && lt_load; } || { echo "# FAIL: default parameters not restored"; exit 1; }
+}
+trap restore EXIT
 devices() { find /sys/block -maxdepth 1 -name 'loop*' -printf '%f\n' | sort -V | tr '\n' ' '; }
 
 reload max_loop=4 hw_queue_depth=16

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Reconfiguration while I/O is in flight, each on its own. LOOP_SET_BLOCK_SIZE 512 <-> 4096, 12
-# times, under verifying fio with direct I/O on (the change freezes the queue with I/O queued:
-# the lock order limits lock -> freeze fixed once). LOOP_SET_STATUS64 moving the offset
-# 0 <-> 1 MiB, 12 times, under buffered and direct readers: no read fails, and afterwards the
-# device reads the window of its offset. LOOP_CLR_FD while fio writes through the device: the
-# clear is deferred (fio and the test hold the device open; fio closes and reopens it between
-# its loops), fio finishes without an error, and the device is unbound at the last close.
-# Cycle detection two levels deep: loop A <- loop B <- loop C, then LOOP_CHANGE_FD of A to C is
-# EBADF (a cycle), while binding a fourth device to C is fine and reads the file. LOOP_CTL_REMOVE,
-# LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (200 calls) racing with opens of it:
-# every call returns one of its documented outcomes (remove: OK, EBUSY, ENODEV; add: OK, EEXIST),
-# and the device can be removed and added afterwards.
+# times, under verifying fio with direct I/O on (the change freezes the queue with I/O queued; the
+# limits lock -> freeze order fixed once shows as a hang here, as a lockdep report on the debug
+# kernel). LOOP_SET_STATUS64 moving the offset 0 <-> 1 MiB, 12 times, under buffered and direct
+# readers: no read fails, and afterwards the device reads the window of its offset. LOOP_CLR_FD
+# while fio writes through the device: the clear is deferred (fio and the test hold the device open;
+# fio closes and reopens it between its loops), fio finishes without an error, and the device is
+# unbound at the last close. Cycle detection two levels deep: loop A <- loop B <- loop C, then
+# LOOP_CHANGE_FD of A to C is EBADF (a cycle), while binding a fourth device to C is fine and reads
+# the file. LOOP_CTL_REMOVE, LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (200 calls)
+# racing with opens of it: every call returns one of its documented outcomes (remove: OK, EBUSY,
+# ENODEV; add: OK, EEXIST), and the device can be removed and added afterwards.
 . "$(dirname "$0")/lib.sh"
-lt_need fio
+lt_need fio jq
 
 img=$LT_WORK/img
 lt_file "$img" 32M
@@ -25,16 +25,9 @@ under_fio() {
 	local dev=$1 tag=$2 fio_pid
 	shift 2
 	rm -f "$stop"
-	(
-		n=0
-		while [ ! -e "$stop" ] || [ "$n" -lt 2 ]; do
-			lt_fio_verify "$dev" 4096 libaio 2 16 4M >"$LT_WORK/fio.$tag.log" 2>&1 ||
-				{ cat "$LT_WORK/fio.$tag.log"; exit 1; }
-			n=$((n + 1))
-		done
-	) &
+	lt_fio_loop "$stop" "$LT_WORK/fio.$tag.log" "$dev" 4096 libaio 2 16 4M >/dev/null &
 	fio_pid=$!
-	if ! "$@"; then
+	if ! ("$@"); then
 		touch "$stop"
 		wait "$fio_pid" || true
 		lt_fail "$tag: $* failed"
@@ -65,21 +58,34 @@ move_offset() {
 	done
 }
 dev=$(lt_attach "$img")
+rm -f "$stop" "$LT_WORK/reads"
 (
 	while [ ! -e "$stop" ]; do
 		dd if="$dev" of=/dev/null bs=64k count=256 iflag=direct status=none || exit 1
 		dd if="$dev" of=/dev/null bs=64k count=256 status=none || exit 1
+		echo >>"$LT_WORK/reads"
 	done
 ) &
 reader=$!
-rm -f "$stop"
 move_offset "$dev"
+# The readers must have been reading meanwhile (bounded wait for their first round).
+for _ in $(seq 1 300); do
+	[ -s "$LT_WORK/reads" ] && break
+	kill -0 "$reader" 2>/dev/null || break
+	sleep 0.1
+done
 touch "$stop"
 wait "$reader" || lt_fail "a read failed while the offset moved"
+[ -s "$LT_WORK/reads" ] || lt_fail "the readers never completed a round"
+lt_log "$(wc -l <"$LT_WORK/reads") rounds of reads while the offset moved"
 lt_eq "$(lt_sysfs "$dev" loop/offset)" 0 "offset after the last move"
-lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "device reads the file at offset 0"
+# Direct reads: a buffered reader may have cached the old window's data meanwhile (loop.c
+# drops the page cache before it freezes the queue for the change).
+lt_eq "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+	"$(lt_sum "$img")" "device reads the file at offset 0"
 lt_expect "OK 0" set-status64 "$dev" --offset $((1 << 20))
-lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img" $((31 << 20)) $((1 << 20)))" \
+lt_eq "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+	"$(lt_sum "$img" $((31 << 20)) $((1 << 20)))" \
 	"device reads the file from 1 MiB after the offset moved there"
 losetup -d "$dev"
 udevadm settle
@@ -88,14 +94,18 @@ udevadm settle
 # and reopens the device between its loops).
 dev=$(lt_attach "$img" --direct-io=on)
 exec 4<"$dev"
+# Field 5 of stat: writes completed (the counters survive a rebind of the same device).
+writes0=$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")
 fio --name=w --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=libaio \
 	--iodepth=16 --size=8M --loops=4 >"$LT_WORK/fio.clr.log" 2>&1 &
 fio_pid=$!
-# Wait (bounded) until fio's writes reach the device: field 5 of stat, writes completed.
+# Wait (bounded) until fio's writes reach the device.
 for _ in $(seq 1 300); do
-	[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt 0 ] && break
+	[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt "$writes0" ] && break
 	sleep 0.1
 done
+[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt "$writes0" ] ||
+	lt_fail "fio wrote nothing to $dev within 30 s"
 lt_expect "OK 0" clr-fd "$dev"
 kill -0 "$fio_pid" 2>/dev/null || lt_fail "fio was done before LOOP_CLR_FD: nothing was in flight"
 wait "$fio_pid" || { cat "$LT_WORK/fio.clr.log"; lt_fail "fio failed after a deferred LOOP_CLR_FD"; }
@@ -119,17 +129,22 @@ udevadm settle
 
 # LOOP_CTL_REMOVE/ADD/GET_FREE racing with opens.
 n=$(lt_ioctl ctl-get-free | cut -d' ' -f2)
+rm -f "$stop" "$LT_WORK/opens"
 (
 	while [ ! -e "$stop" ]; do
-		{ exec 3<"/dev/loop$n"; } 2>/dev/null && exec 3<&-
+		if { exec 3<"/dev/loop$n"; } 2>/dev/null; then
+			exec 3<&-
+			echo >>"$LT_WORK/opens"
+		fi
 	done
 	exit 0
 ) &
 opener=$!
-rm -f "$stop"
 out=$(lt_ioctl ctl-storm 200 1 "$n" "$n")
 touch "$stop"
 wait "$opener"
+[ -s "$LT_WORK/opens" ] || lt_fail "the opener never opened loop$n during the storm"
+lt_log "$(wc -l <"$LT_WORK/opens") opens of loop$n during the storm"
 lt_log "LOOP_CTL_* on loop$n racing with opens: $(tail -n 1 <<<"$out")"
 lt_eq "$(head -n 1 <<<"$out")" "OK 200" "the calls of the storm"
 bad=$(tail -n 1 <<<"$out" | jq -r 'keys[] | select(IN("add:OK", "add:EEXIST", "remove:OK",
