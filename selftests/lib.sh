@@ -214,14 +214,19 @@ lt_cleanup() {
 		losetup -D 2>/dev/null || true
 		udevadm settle
 	fi
+	# The backing disk of lt_scsi_debug, once nothing uses it (a test that stacked something
+	# else on it, device-mapper say, removes that and unloads it itself).
+	if [ -d /sys/module/scsi_debug ]; then
+		udevadm settle
+		rmmod scsi_debug 2>/dev/null || true
+	fi
 }
 trap lt_cleanup EXIT
 
 # shellcheck disable=SC2119
 lt_load
 
-# lt_scsi_debug [PARAM=VALUE...]: load scsi_debug and print its disk. Runs in a command
-# substitution, so the caller unloads it (its EXIT trap).
+# lt_scsi_debug [PARAM=VALUE...]: load scsi_debug and print its disk; lt_cleanup unloads it.
 lt_scsi_debug() {
 	local b
 	# Loaded already (left by another test), it would ignore these parameters.

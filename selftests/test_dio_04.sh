@@ -9,7 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 lt_need mkfs.ext4
 
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug sector_size=4096 dev_size_mb=64)
 lt_eq "$(cat "/sys/block/$(basename "$sd")/queue/logical_block_size")" 4096 "scsi_debug sector size"
 mkfs.ext4 -q -F "$sd"

@@ -36,7 +36,6 @@ for bs in 512 1024 2048 4096; do
 	lt_log "block size $bs: verified with libaio and io_uring, direct"
 done
 
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug sector_size=4096 dev_size_mb=64)
 lt_eq "$(lt_sysfs "$sd" queue/logical_block_size)" 4096 "scsi_debug sector size"
 lt_ext4 "$sd" "$LT_WORK/sd"

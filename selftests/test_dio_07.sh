@@ -42,7 +42,6 @@ run_fs "$LT_WORK/tmpfs/img" tmpfs
 umount "$LT_WORK/tmpfs"
 
 # mkfs.xfs wants at least 300 MiB.
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug dev_size_mb=320)
 mkfs.xfs -q -f "$sd"
 mkdir -p "$LT_WORK/xfs"

@@ -69,7 +69,6 @@ grep -q 'allocated in \[0 MiB, 4 MiB): 0$' "$rec" || lt_fail "discard left the f
 grep -q 'allocated in \[4 MiB, 8 MiB): 1024$' "$rec" || lt_fail "zero-range freed the file's blocks"
 grep -q 'allocated in \[8 MiB, 12 MiB): 0$' "$rec" || lt_fail "punch-hole left the file's blocks"
 
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug dev_size_mb=16 lbpu=1 lbpws=1 unmap_max_blocks=8192)
 dd if=/dev/urandom of="$sd" bs=1M count=16 oflag=direct status=none
 dev=$(lt_attach "$sd" --direct-io=on)

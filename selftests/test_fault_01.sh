@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 lt_need mkfs.ext4
 
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug dev_size_mb=48)
 mkfs.ext4 -q -F -b 4096 "$sd"
 fs=$LT_WORK/fs

@@ -38,7 +38,6 @@ losetup -d "$dev"
 udevadm settle
 lt_eq "$(cat "$q/logical_block_size")" 512 "block size reset at detach"
 
-trap 'lt_cleanup; udevadm settle; rmmod scsi_debug 2>/dev/null || true' EXIT
 sd=$(lt_scsi_debug dev_size_mb=64)
 lt_ext4 "$sd" "$LT_WORK/sd"
 lt_sparse "$LT_WORK/sd/img" 16M
