@@ -91,24 +91,30 @@ losetup -d "$dev"
 udevadm settle
 
 # LOOP_CLR_FD with fio writing: deferred to the last close, which is the test's own (fio closes
-# and reopens the device between its loops).
+# and reopens the device between its loops). The fio loop runs until told to stop, so it is
+# writing when LOOP_CLR_FD comes, however fast the driver is; writes completing after the clear
+# show the device kept serving I/O.
 dev=$(lt_attach "$img" --direct-io=on)
 exec 4<"$dev"
-# Field 5 of stat: writes completed (the counters survive a rebind of the same device).
-writes0=$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")
-fio --name=w --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=libaio \
-	--iodepth=16 --size=8M --loops=4 >"$LT_WORK/fio.clr.log" 2>&1 &
+# writes_done: field 5 of stat, writes completed (the counters survive a rebind of the device).
+writes_done() { awk '{print $5}' "/sys/block/${dev#/dev/}/stat"; }
+# wait_writes N WHAT: wait (bounded, 30 s) until more than N writes completed.
+wait_writes() {
+	local _
+	for _ in $(seq 1 300); do
+		[ "$(writes_done)" -gt "$1" ] && return 0
+		sleep 0.1
+	done
+	lt_fail "no write completed on $dev within 30 s $2"
+}
+rm -f "$stop"
+lt_fio_loop "$stop" "$LT_WORK/fio.clr.log" "$dev" 4096 libaio 2 16 4M >/dev/null &
 fio_pid=$!
-# Wait (bounded) until fio's writes reach the device.
-for _ in $(seq 1 300); do
-	[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt "$writes0" ] && break
-	sleep 0.1
-done
-[ "$(awk '{print $5}' "/sys/block/${dev#/dev/}/stat")" -gt "$writes0" ] ||
-	lt_fail "fio wrote nothing to $dev within 30 s"
+wait_writes "$(writes_done)" "of fio starting"
 lt_expect "OK 0" clr-fd "$dev"
-kill -0 "$fio_pid" 2>/dev/null || lt_fail "fio was done before LOOP_CLR_FD: nothing was in flight"
-wait "$fio_pid" || { cat "$LT_WORK/fio.clr.log"; lt_fail "fio failed after a deferred LOOP_CLR_FD"; }
+wait_writes "$(writes_done)" "after the deferred LOOP_CLR_FD"
+touch "$stop"
+wait "$fio_pid" || lt_fail "verifying fio failed after a deferred LOOP_CLR_FD"
 lt_bound "$dev" || lt_fail "$dev unbound while the test still had it open"
 lt_eq "$(lt_sysfs "$dev" loop/autoclear)" 1 "loop/autoclear after the deferred LOOP_CLR_FD"
 exec 4<&-
