@@ -5,9 +5,9 @@
 # limits lock -> freeze order fixed once shows as a hang here, as a lockdep report on the debug
 # kernel). LOOP_SET_STATUS64 moving the offset 0 <-> 1 MiB, 12 times, under buffered and direct
 # readers: no read fails, and afterwards the device reads the window of its offset. LOOP_CLR_FD
-# while fio writes through the device: the clear is deferred (fio and the test hold the device open;
-# fio closes and reopens it between its loops), fio finishes without an error, and the device is
-# unbound at the last close. Cycle detection two levels deep: loop A <- loop B <- loop C, then
+# while verifying fio writes through the device: the clear is deferred (fio and the test hold the
+# device open; fio closes and reopens it between its runs), writes keep completing after it, fio
+# finishes without an error, and the device is unbound at the last close. Cycle detection two levels deep: loop A <- loop B <- loop C, then
 # LOOP_CHANGE_FD of A to C is EBADF (a cycle), while binding a fourth device to C is fine and reads
 # the file. LOOP_CTL_REMOVE, LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (200 calls)
 # racing with opens of it: every call returns one of its documented outcomes (remove: OK, EBUSY,
