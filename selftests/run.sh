@@ -3,13 +3,14 @@
 #
 # run.sh [TEST...]: the differential run of the rust-loop selftests, inside a guest.
 #
-# Runs every test_*.sh (or the given ones, or $SELFTESTS; "dio_01" = test_dio_01.sh) first
-# against the C loop.ko, then against rust_loop, in this one boot, and prints KTAP with one
-# subtest per driver, a table of both columns with durations and, last, the closing line
-# "N passed, N failed, N skipped". A test passes if it passes on both drivers (or is skipped on
-# loop.ko by design and passes on rust_loop); it fails if it fails on either (a test that
-# fails on loop.ko is a wrong test) or if rust_loop skips it while loop.ko passes. rust_loop's
-# KUnit cases count too. The exit status is non-zero if anything failed.
+# Runs every test_*.sh (or the given ones, or $SELFTESTS, or those named in the file
+# $SELFTESTS_FILE; "dio_01" = test_dio_01.sh) first against the C loop.ko, then against rust_loop,
+# in this one boot, and prints KTAP with one subtest per driver, a table of both columns with
+# durations and, last, the closing line "N passed, N failed, N skipped". A test passes if it
+# passes on both drivers (or is skipped on loop.ko by design and passes on rust_loop); it fails if
+# it fails on either (a test that fails on loop.ko is a wrong test) or if rust_loop skips it while
+# loop.ko passes. rust_loop's KUnit cases count too. The exit status is non-zero if anything
+# failed.
 #
 # Failures anywhere fail the run and are named in the closing line:
 # - a kernel report (oops, WARN, BUG, lockdep, hung task, ...; kernel-reports.txt) while a test
@@ -35,13 +36,16 @@ main() {
 	timeout_s=${LT_TIMEOUT:-$(sed -n 's/^timeout=//p' settings)}
 	reports=$(cat kernel-reports.txt)
 
+	tests=()
 	if [ $# -gt 0 ]; then
 		tests=("$@")
 	elif [ -n "${SELFTESTS:-}" ]; then
 		read -r -a tests <<<"$SELFTESTS"
-	else
-		tests=(test_*.sh)
+	elif [ -n "${SELFTESTS_FILE:-}" ]; then
+		# Names separated by white space; read returns 1 at the end of the file.
+		read -r -d '' -a tests <"$SELFTESTS_FILE" || true
 	fi
+	[ "${#tests[@]}" -gt 0 ] || tests=(test_*.sh)
 	for i in "${!tests[@]}"; do
 		t=${tests[$i]}
 		[ -f "$t" ] || tests[i]=test_${t%.sh}.sh
