@@ -149,6 +149,18 @@ lt_fio_loop() {
 	echo "$n"
 }
 
+# lt_wait SECONDS CMD...: poll CMD every 0.1 s until it succeeds (status 0) or SECONDS pass
+# (status 1). For a state another process reaches: the bound is generous, as it costs nothing
+# when things go well, and a debug kernel under TCG is slow.
+lt_wait() {
+	local end=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
 # lt_ext4 DEV DIR: make an ext4 file system on DEV and mount it on DIR.
 lt_ext4() {
 	mkfs.ext4 -q -F "$1"

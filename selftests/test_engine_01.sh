@@ -29,6 +29,8 @@ worker_cpus() {
 img=$LT_WORK/img
 lt_file "$img" 16M
 dev=$(lt_attach "$img" --direct-io=off)
+# udev's reads of the new device would count in the counters below.
+udevadm settle
 n=${dev#/dev/loop}
 queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
 want=$(($(nproc) < 16 ? $(nproc) : 16))
@@ -67,6 +69,8 @@ p0=$(stat "$dev" blocking_path)
 dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none
 p1=$(stat "$dev" blocking_path)
 [ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
+# The write's close makes udev read the device (its watch rule): let that finish first.
+udevadm settle
 lt_eq "$(stat "$dev" in_flight)" 0 "requests in flight when idle"
 losetup -d "$dev"
 udevadm settle

@@ -36,25 +36,27 @@ old_delay=$(cat /sys/module/suspend/parameters/pm_test_delay 2>/dev/null || echo
 echo 1 >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null || true
 trap 'echo none >/sys/power/pm_test; echo "$old_delay" >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null; lt_cleanup' EXIT
 echo freezer >/sys/power/pm_test
+stop=$LT_WORK/stop
+# in_flight: requests on the device now (or fio gone, which its wait below reports). Called
+# through lt_wait.
+# shellcheck disable=SC2317
+in_flight() {
+	[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] ||
+		! kill -0 "$fio_pid" 2>/dev/null
+}
 for dio in on off; do
 	losetup --direct-io="$dio" "$dev"
-	fio --name=frz --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=libaio \
-		--iodepth=16 --size=64M --verify=crc32c --do_verify=1 --verify_fatal=1 \
-		--randrepeat=0 --time_based=0 --output="$LT_WORK/fio.$dio" >/dev/null 2>&1 &
+	# Verifying fio runs back to back until the stop file: there is I/O around every cycle,
+	# however fast the machine.
+	rm -f "$stop"
+	lt_fio_loop "$stop" "$LT_WORK/fio.$dio" "$dev" 4096 libaio 1 16 16M >/dev/null &
 	fio_pid=$!
 	for cycle in 1 2 3; do
-		# Wait until I/O is in flight on the device, then freeze.
-		for _ in $(seq 200); do
-			[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] && break
-			kill -0 "$fio_pid" 2>/dev/null || break
-			sleep 0.05
-		done
+		lt_wait 300 in_flight || lt_fail "no I/O in flight before freezer cycle $cycle (dio=$dio)"
 		echo freeze >/sys/power/state || lt_fail "freezer cycle $cycle (dio=$dio) failed"
 	done
-	if ! wait "$fio_pid"; then
-		sed 's/^/# fio: /' "$LT_WORK/fio.$dio" | tail -n 20
-		lt_fail "I/O across freezer cycles failed verification (dio=$dio)"
-	fi
+	touch "$stop"
+	wait "$fio_pid" || lt_fail "I/O across freezer cycles failed verification (dio=$dio)"
 	lt_log "dio=$dio: 3 freezer cycles with I/O in flight, data verified"
 done
 dmesg | grep -q "Freezing of tasks failed" && lt_fail "the freezer failed: $(dmesg | grep -A3 'Freezing of tasks failed' | tail -n 4)"

@@ -46,6 +46,7 @@ modprobe loop || lt_fail "modprobe loop"
 lt_eq "$(lt_loaded_driver)" rust "driver loaded by modprobe loop"
 lt_eq "$(cat /sys/module/loop/parameters/max_loop)" 8 "max_loop in sysfs"
 lt_eq "$(cat /sys/module/loop/parameters/hw_queue_depth)" 128 "hw_queue_depth in sysfs"
+udevadm settle
 modprobe -r loop || lt_fail "modprobe -r loop"
 [ -d /sys/module/loop ] && lt_fail "loop still loaded after modprobe -r"
 
@@ -63,7 +64,8 @@ rm -f "$conf"
 modprobe -qn loop || lt_fail "modprobe -qn loop (the block-layer suite's driver check)"
 modprobe -q loop || lt_fail "modprobe -q loop"
 lt_eq "$(lt_loaded_driver)" rust "driver loaded for the block-layer suite"
-modprobe -r loop
+udevadm settle
+modprobe -r loop || lt_fail "modprobe -r loop (block-layer suite)"
 
 # Autoloading: the static /dev/loop-control node systemd-tmpfiles makes from modules.devname.
 [ -c /dev/loop-control ] || mknod /dev/loop-control c 10 237
@@ -77,5 +79,6 @@ modprobe -r loop || lt_fail "modprobe -r loop after autoload"
 lt_eq "$(modinfo -n loop)" "$mods/kernel/drivers/block/loop.ko" "modinfo -n loop after uninstall"
 modprobe loop || lt_fail "modprobe loop after uninstall"
 lt_eq "$(lt_loaded_driver)" c "driver loaded by modprobe loop after uninstall"
-modprobe -r loop
+udevadm settle
+modprobe -r loop || lt_fail "modprobe -r loop after uninstall"
 exit 0

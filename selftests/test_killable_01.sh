@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Waiting for the device mutex is killable, as loop.c's mutex_lock_killable: a task stuck behind
-# a long reconfiguration dies on SIGKILL at once. Setup: a backing block device that answers
-# after 10 s (dm-delay), a read in flight through the loop device, LOOP_SET_DIRECT_IO holding
-# the device mutex while the queue freeze waits for that read, and LOOP_GET_STATUS64 waiting for
-# the mutex. The waiter is killed: it must be gone while the freeze is still waiting (with an
-# uninterruptible lock it would stay until the read completes).
+# Waiting for the device mutex is killable, as loop.c's mutex_lock_killable: a task stuck behind a
+# long reconfiguration dies on SIGKILL at once. Setup: a backing block device that answers after
+# 10 s (60 s on a debug kernel; dm-delay), a read in flight through the loop device,
+# LOOP_SET_DIRECT_IO holding the device mutex while the queue freeze waits for that read, and
+# LOOP_GET_STATUS64 waiting for the mutex. The waiter is killed: it must be gone while the freeze
+# is still waiting (with an uninterruptible lock it would stay until the read completes).
 . "$(dirname "$0")/lib.sh"
 lt_need dmsetup
 
@@ -18,12 +18,15 @@ udevadm settle
 dev=$(lt_attach /dev/mapper/rl-delay --direct-io=on)
 n=${dev#/dev/loop}
 udevadm settle
-# Slow from now on: I/O to the middle third takes 10 s. The ends, where udev's probes read,
-# stay fast, and nothing waits for udev meanwhile.
+# Slow from now on: I/O to the middle third takes 10 s (60 s on a debug kernel, lockdep's
+# /proc/lockdep, where the steps below are many times slower: they must fit in the window). The
+# ends, where udev's probes read, stay fast, and nothing waits for udev meanwhile.
+delay_ms=10000
+[ -e /proc/lockdep ] && delay_ms=60000
 third=$((sectors / 3))
 dmsetup --noudevsync suspend rl-delay
 dmsetup --noudevsync load rl-delay --table "0 $third linear $sd 0
-$third $third delay $sd $third 10000
+$third $third delay $sd $third $delay_ms
 $((2 * third)) $((sectors - 2 * third)) linear $sd $((2 * third))" || lt_skip "no dm-delay"
 dmsetup --noudevsync resume rl-delay
 
@@ -93,6 +96,9 @@ for _ in $(seq 300); do
 done
 holder_blocked=0
 blocked "$holder" "$LT_WORK/setdio" && holder_blocked=1
+# Without the read in flight there is nothing to conclude: say so rather than blame the driver.
+kill -0 "$reader" 2>/dev/null ||
+	lt_fail "the delayed read ended before the check: the steps took longer than the ${delay_ms} ms window"
 waiter_state=$(state "$waiter")
 wait "$waiter" 2>/dev/null || true
 [ -z "$waiter_state" ] || [ "$waiter_state" = Z ] ||

@@ -67,16 +67,18 @@ rm -f "$stop" "$LT_WORK/reads"
 	done
 ) &
 reader=$!
+# rounds: rounds of reads completed so far; the readers loop until the stop file, so a round
+# completed before the first move and one completed after the last mean they read throughout.
+rounds() { [ -e "$LT_WORK/reads" ] && wc -l <"$LT_WORK/reads" || echo 0; }
+# more_rounds N: more than N rounds done, or the readers gone (a failed read: see wait below).
+# Called through lt_wait.
+# shellcheck disable=SC2317
+more_rounds() { [ "$(rounds)" -gt "$1" ] || ! kill -0 "$reader" 2>/dev/null; }
+lt_wait 300 more_rounds 0 || lt_fail "the readers completed no round in 300 s"
 move_offset "$dev"
-# The readers must have been reading meanwhile (bounded wait for their first round).
-for _ in $(seq 1 300); do
-	[ -s "$LT_WORK/reads" ] && break
-	kill -0 "$reader" 2>/dev/null || break
-	sleep 0.1
-done
+lt_wait 300 more_rounds "$(rounds)" || lt_fail "the readers completed no round after the moves"
 touch "$stop"
 wait "$reader" || lt_fail "a read failed while the offset moved"
-[ -s "$LT_WORK/reads" ] || lt_fail "the readers never completed a round"
 lt_log "$(wc -l <"$LT_WORK/reads") rounds of reads while the offset moved"
 lt_eq "$(lt_sysfs "$dev" loop/offset)" 0 "offset after the last move"
 # Direct reads: a buffered reader may have cached the old window's data meanwhile (loop.c
@@ -98,21 +100,16 @@ dev=$(lt_attach "$img" --direct-io=on)
 exec 4<"$dev"
 # writes_done: field 5 of stat, writes completed (the counters survive a rebind of the device).
 writes_done() { awk '{print $5}' "/sys/block/${dev#/dev/}/stat"; }
-# wait_writes N WHAT: wait (bounded, 30 s) until more than N writes completed.
-wait_writes() {
-	local _
-	for _ in $(seq 1 300); do
-		[ "$(writes_done)" -gt "$1" ] && return 0
-		sleep 0.1
-	done
-	lt_fail "no write completed on $dev within 30 s $2"
-}
+# Called through lt_wait.
+# shellcheck disable=SC2317
+more_writes() { [ "$(writes_done)" -gt "$1" ]; }
 rm -f "$stop"
 lt_fio_loop "$stop" "$LT_WORK/fio.clr.log" "$dev" 4096 libaio 2 16 4M >/dev/null &
 fio_pid=$!
-wait_writes "$(writes_done)" "of fio starting"
+lt_wait 300 more_writes "$(writes_done)" || lt_fail "fio completed no write on $dev in 300 s"
 lt_expect "OK 0" clr-fd "$dev"
-wait_writes "$(writes_done)" "after the deferred LOOP_CLR_FD"
+lt_wait 300 more_writes "$(writes_done)" ||
+	lt_fail "no write completed on $dev in 300 s after the deferred LOOP_CLR_FD"
 touch "$stop"
 wait "$fio_pid" || lt_fail "verifying fio failed after a deferred LOOP_CLR_FD"
 lt_bound "$dev" || lt_fail "$dev unbound while the test still had it open"
@@ -146,11 +143,12 @@ rm -f "$stop" "$LT_WORK/opens"
 	exit 0
 ) &
 opener=$!
+# The opener loops until the stop file: once it has opened the device, it runs through the storm.
+lt_wait 300 test -s "$LT_WORK/opens" || lt_fail "the opener never opened loop$n"
 out=$(lt_ioctl ctl-storm 200 1 "$n" "$n")
 touch "$stop"
 wait "$opener"
-[ -s "$LT_WORK/opens" ] || lt_fail "the opener never opened loop$n during the storm"
-lt_log "$(wc -l <"$LT_WORK/opens") opens of loop$n during the storm"
+lt_log "$(wc -l <"$LT_WORK/opens") opens of loop$n, the storm amid them"
 lt_log "LOOP_CTL_* on loop$n racing with opens: $(tail -n 1 <<<"$out")"
 lt_eq "$(head -n 1 <<<"$out")" "OK 200" "the calls of the storm"
 bad=$(tail -n 1 <<<"$out" | jq -r 'keys[] | select(IN("add:OK", "add:EEXIST", "remove:OK",

@@ -15,31 +15,33 @@ n=${dev#/dev/}
 log=$LT_WORK/events
 udevadm monitor --kernel --property --subsystem-match=block >"$log" &
 mon=$!
-# Wait (bounded) until the monitor is listening.
-for _ in $(seq 1 100); do
-	grep -q "^KERNEL - " "$log" 2>/dev/null && break
-	sleep 0.1
-done
+# events: the block events seen so far, "ACTION DEVNAME[+media]" per line, for this device.
+events() {
+	awk -v RS= -v n="$n" '{
+		a = ""; d = ""; m = ""
+		for (i = 1; i <= split($0, l, "\n"); i++) {
+			if (l[i] ~ /^ACTION=/) a = substr(l[i], 8)
+			if (l[i] ~ /^DEVNAME=/) d = substr(l[i], 14)
+			if (l[i] ~ /^DISK_MEDIA_CHANGE=1/) m = "+media"
+		}
+		if (d ~ "^" n) print a " " d m
+	}' "$log"
+}
+# Called through lt_wait.
+# shellcheck disable=SC2317
+listening() { grep -q "^KERNEL - " "$log" 2>/dev/null; }
+# The unbind's events are all written out (each printed once its DEVNAME line is there).
+# shellcheck disable=SC2317
+ended() { grep -qx "remove ${n}p1" <<<"$(events)" && grep -qx "change $n+media" <<<"$(events)"; }
+lt_wait 60 listening || lt_fail "udevadm monitor did not start listening within 60 s"
 lt_expect "OK 0" configure "$dev" "$img" --flags 8 --dev-ro --file-ro
 udevadm settle
 lt_expect "OK 0" clr-fd "$dev" --dev-ro
 udevadm settle
-# The last event (remove of p1) marks the end; wait for it to be written out.
-for _ in $(seq 1 100); do
-	grep -q "^DEVNAME=/dev/${n}p1" "$log" && [ "$(grep -c "^ACTION=remove" "$log")" -ge 1 ] && break
-	sleep 0.1
-done
+lt_wait 60 ended || true
 kill "$mon"
 wait "$mon" 2>/dev/null || true
-events=$(awk -v RS= -v n="$n" '{
-	a = ""; d = ""; m = ""
-	for (i = 1; i <= split($0, l, "\n"); i++) {
-		if (l[i] ~ /^ACTION=/) a = substr(l[i], 8)
-		if (l[i] ~ /^DEVNAME=/) d = substr(l[i], 14)
-		if (l[i] ~ /^DISK_MEDIA_CHANGE=1/) m = "+media"
-	}
-	if (d ~ "^" n) print a " " d m
-}' "$log")
+events=$(events)
 lt_log "events: $(tr '\n' ',' <<<"$events")"
 [ -n "$events" ] || sed 's/^/# monitor: /' "$log" | head -n 40
 grep -qx "change $n" <<<"$events" || lt_fail "no change event for $n"
