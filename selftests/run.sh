@@ -42,6 +42,7 @@ main() {
 	elif [ -n "${SELFTESTS:-}" ]; then
 		read -r -a tests <<<"$SELFTESTS"
 	elif [ -n "${SELFTESTS_FILE:-}" ]; then
+		[ -r "$SELFTESTS_FILE" ] || { echo "run.sh: cannot read $SELFTESTS_FILE" >&2; exit 1; }
 		# Names separated by white space; read returns 1 at the end of the file.
 		read -r -d '' -a tests <"$SELFTESTS_FILE" || true
 	fi

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # The seed's claims, measured. Memory: ext4 on the loop device, caches dropped, 512 MiB of files
-# read; with direct I/O the backing file adds no page cache of its own: the backing image has
-# < 5 MiB in the page cache afterwards (what Cached loses when the file's clean pages are
-# dropped with POSIX_FADV_DONTNEED) and Cached grows by about the data read once (<= 1.2x);
-# buffered, the image has at least half the data resident and Cached grows measurably more (the
-# backing file's copy). No page pinning: an O_DIRECT read of the loop device pins exactly what
-# the same O_DIRECT read of the backing file pins (the reader's buffer, FOLL_PIN counted in
-# /proc/vmstat): the loop device adds no pins of its own (< 1% of the pages read). Context
-# switches: system-wide /proc/stat ctxt per I/O of a fixed 4 KiB random-read job, direct vs
-# buffered, reported (not a threshold).
+# read; with direct I/O the backing file adds no page cache of its own: the backing image has < 5
+# MiB in the page cache afterwards (what Cached loses when the file's clean pages are dropped with
+# POSIX_FADV_DONTNEED) and Cached grows by about the data read once (<= 1.2x); buffered, the image
+# has at least half the data resident and Cached grows measurably more (the backing file's copy).
+# No page pinning: an O_DIRECT read of the loop device pins exactly what the same O_DIRECT read of
+# the backing file pins (the reader's buffer, FOLL_PIN counted in /proc/vmstat): the loop device
+# adds no pins of its own (at most 10% of the pages read more, for counters folded late; pins of
+# its own would double the count). Context switches: system-wide /proc/stat ctxt per I/O of a
+# fixed 4 KiB random-read job, direct vs buffered, reported (not a threshold).
 . "$(dirname "$0")/lib.sh"
 lt_need fio mkfs.ext4
 
@@ -53,7 +53,7 @@ losetup -d "$dev"
 udevadm settle
 lt_log "the same read through a loop device (direct I/O): $loop_pins pages pinned"
 # A loop device pinning its own pages would double the count; 10% of the 16384 pages (1638)
-# covers the per-CPU counters folded late, however many CPUs.
+# covers the per-CPU counters folded late on a machine of a few CPUs.
 [ "$loop_pins" -le $((user_pins + 1638)) ] ||
 	lt_fail "the loop device pinned pages of its own: $loop_pins pins against $user_pins for the file"
 

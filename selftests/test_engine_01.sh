@@ -69,9 +69,13 @@ p0=$(stat "$dev" blocking_path)
 dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none
 p1=$(stat "$dev" blocking_path)
 [ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
-# The write's close makes udev read the device (its watch rule): let that finish first.
+# The write's close makes udev read the device (its watch rule), maybe after settle returns:
+# wait (bounded) for the reads to end; a count that never returns to 0 fails.
 udevadm settle
-lt_eq "$(stat "$dev" in_flight)" 0 "requests in flight when idle"
+# Called through lt_wait.
+# shellcheck disable=SC2317
+idle() { [ "$(stat "$dev" in_flight)" = 0 ]; }
+lt_wait 60 idle || lt_fail "requests in flight when idle: $(stat "$dev" in_flight)"
 losetup -d "$dev"
 udevadm settle
 

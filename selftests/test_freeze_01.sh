@@ -59,5 +59,5 @@ for dio in on off; do
 	wait "$fio_pid" || lt_fail "I/O across freezer cycles failed verification (dio=$dio)"
 	lt_log "dio=$dio: 3 freezer cycles with I/O in flight, data verified"
 done
-dmesg | grep -q "Freezing of tasks failed" && lt_fail "the freezer failed: $(dmesg | grep -A3 'Freezing of tasks failed' | tail -n 4)"
+grep -q "Freezing of tasks failed" <<<"$(dmesg)" && lt_fail "the freezer failed: $(dmesg | grep -A3 'Freezing of tasks failed' | tail -n 4)"
 exit 0

@@ -7,11 +7,12 @@
 # readers: no read fails, and afterwards the device reads the window of its offset. LOOP_CLR_FD
 # while verifying fio writes through the device: the clear is deferred (fio and the test hold the
 # device open; fio closes and reopens it between its runs), writes keep completing after it, fio
-# finishes without an error, and the device is unbound at the last close. Cycle detection two levels deep: loop A <- loop B <- loop C, then
-# LOOP_CHANGE_FD of A to C is EBADF (a cycle), while binding a fourth device to C is fine and reads
-# the file. LOOP_CTL_REMOVE, LOOP_CTL_ADD and LOOP_CTL_GET_FREE on one device number (200 calls)
-# racing with opens of it: every call returns one of its documented outcomes (remove: OK, EBUSY,
-# ENODEV; add: OK, EEXIST), and the device can be removed and added afterwards.
+# finishes without an error, and the device is unbound at the last close. Cycle detection two
+# levels deep: loop A <- loop B <- loop C, then LOOP_CHANGE_FD of A to C is EBADF (a cycle), while
+# binding a fourth device to C is fine and reads the file. LOOP_CTL_REMOVE, LOOP_CTL_ADD and
+# LOOP_CTL_GET_FREE on one device number (200 calls) racing with opens of it: every call returns
+# one of its documented outcomes (remove: OK, EBUSY, ENODEV; add: OK, EEXIST), and the device can
+# be removed and added afterwards.
 . "$(dirname "$0")/lib.sh"
 lt_need fio jq
 
@@ -102,7 +103,8 @@ exec 4<"$dev"
 writes_done() { awk '{print $5}' "/sys/block/${dev#/dev/}/stat"; }
 # Called through lt_wait.
 # shellcheck disable=SC2317
-more_writes() { [ "$(writes_done)" -gt "$1" ]; }
+# more_writes N: more than N writes done, or fio gone (its wait below says why).
+more_writes() { [ "$(writes_done)" -gt "$1" ] || ! kill -0 "$fio_pid" 2>/dev/null; }
 rm -f "$stop"
 lt_fio_loop "$stop" "$LT_WORK/fio.clr.log" "$dev" 4096 libaio 2 16 4M >/dev/null &
 fio_pid=$!
