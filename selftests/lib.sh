@@ -161,6 +161,11 @@ lt_wait() {
 	done
 }
 
+# lt_debug_kernel: the guest runs the debug kernel of `make check-debug` (lockdep's
+# /proc/lockdep is there), where every step is many times slower: for time windows and grace
+# periods, never for what a test asserts.
+lt_debug_kernel() { [ -e /proc/lockdep ]; }
+
 # lt_ext4 DEV DIR: make an ext4 file system on DEV and mount it on DIR.
 lt_ext4() {
 	mkfs.ext4 -q -F "$1"

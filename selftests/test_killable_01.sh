@@ -18,11 +18,11 @@ udevadm settle
 dev=$(lt_attach /dev/mapper/rl-delay --direct-io=on)
 n=${dev#/dev/loop}
 udevadm settle
-# Slow from now on: I/O to the middle third takes 10 s (60 s on a debug kernel, lockdep's
-# /proc/lockdep, where the steps below are many times slower: they must fit in the window). The
-# ends, where udev's probes read, stay fast, and nothing waits for udev meanwhile.
+# Slow from now on: I/O to the middle third takes 10 s (60 s on a debug kernel, where the steps
+# below are many times slower: they must fit in the window). The ends, where udev's probes read,
+# stay fast, and nothing waits for udev meanwhile.
 delay_ms=10000
-[ -e /proc/lockdep ] && delay_ms=60000
+if lt_debug_kernel; then delay_ms=60000; fi
 third=$((sectors / 3))
 dmsetup --noudevsync suspend rl-delay
 dmsetup --noudevsync load rl-delay --table "0 $third linear $sd 0
@@ -34,13 +34,9 @@ dmsetup --noudevsync resume rl-delay
 state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true; }
 # wait_until WHAT CMD...: wait (up to 60 s) until CMD succeeds.
 wait_until() {
-	local what=$1 _
+	local what=$1
 	shift
-	for _ in $(seq 600); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	lt_fail "$what did not happen within 60 s"
+	lt_wait 60 "$@" || lt_fail "$what did not happen within 60 s"
 }
 # blocked PID OUT: the process sleeps uninterruptibly (or killably: D) and has not returned
 # from its ioctl (OUT has no result yet).
@@ -75,11 +71,9 @@ wait_until "the LOOP_GET_STATUS64 process starting" ready "$LT_WORK/status"
 
 dd if="$dev" of=/dev/null bs=4k count=1 skip=$((third / 8 + 16)) iflag=direct status=none &
 reader=$!
-for _ in $(seq 600); do
-	[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] && break
-	sleep 0.1
-done
-[ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ] || lt_fail "the read never got in flight"
+# shellcheck disable=SC2317 # called through wait_until
+in_flight() { [ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ]; }
+wait_until "the read getting in flight" in_flight
 # The holder takes the mutex and freezes the queue, which waits for the read (the window).
 echo go >"$LT_WORK/go-holder"
 wait_until "LOOP_SET_DIRECT_IO blocking (in the queue freeze, under the mutex)" \

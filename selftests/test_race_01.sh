@@ -101,9 +101,9 @@ dev=$(lt_attach "$img" --direct-io=on)
 exec 4<"$dev"
 # writes_done: field 5 of stat, writes completed (the counters survive a rebind of the device).
 writes_done() { awk '{print $5}' "/sys/block/${dev#/dev/}/stat"; }
+# more_writes N: more than N writes done, or fio gone (its wait below says why).
 # Called through lt_wait.
 # shellcheck disable=SC2317
-# more_writes N: more than N writes done, or fio gone (its wait below says why).
 more_writes() { [ "$(writes_done)" -gt "$1" ] || ! kill -0 "$fio_pid" 2>/dev/null; }
 rm -f "$stop"
 lt_fio_loop "$stop" "$LT_WORK/fio.clr.log" "$dev" 4096 libaio 2 16 4M >/dev/null &

@@ -80,9 +80,9 @@ unbound_c() { ! lt_bound /dev/loop2; }
 churn() { ctl ctl-storm 40 "$RANDOM" 40 47 >/dev/null; }
 
 # The watchdog: every worker must be done shortly after the deadline (one round; a round is
-# many times slower on a debug kernel, which has /proc/lockdep).
+# many times slower on a debug kernel).
 grace=120
-[ -e /proc/lockdep ] && grace=900
+if lt_debug_kernel; then grace=900; fi
 deadline=$(($(date +%s) + secs + grace))
 pids=()
 for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
