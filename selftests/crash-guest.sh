@@ -19,8 +19,21 @@ data=/dev/vda log=/dev/vdb
 mnt=/tmp/crash-data fs=/tmp/crash-fs
 mkdir -p "$mnt" "$fs"
 
+# load DRIVER: DRIVER's module is the loop driver (the verify step may have loaded the other one;
+# udev's probes of a detached device can hold the module for a moment).
 load() {
-	rmmod loop 2>/dev/null || true
+	if [ -d /sys/module/loop ]; then
+		local end
+		udevadm settle
+		end=$(($(date +%s) + 60))
+		until rmmod loop 2>/dev/null; do
+			if [ "$(date +%s)" -ge "$end" ]; then
+				echo "LOAD FAIL: the loop module could not be unloaded: $(rmmod loop 2>&1)"
+				exit 1
+			fi
+			sleep 0.1
+		done
+	fi
 	if [ "$1" = c ]; then modprobe loop; else insmod ../loop.ko; fi
 	udevadm settle
 }
