@@ -100,8 +100,8 @@ impl<W: Work> KWorker<W> {
         .pin_chain(move |this| {
             // SAFETY: The worker's thread was just created and is not running yet.
             let task = unsafe { (*this.worker.as_ptr()).task };
-            // SAFETY: A live task; the nice level is the one the kthread-based loop worker
-            // (Linux 4.4-5.x) used: the device's I/O latency depends on this thread.
+            // SAFETY: A live task (created above, not yet running); `set_user_nice` ignores a
+            // value outside MIN_NICE..=MAX_NICE.
             unsafe { bindings::set_user_nice(task, nice as c_long) };
             if let Some(cpus) = cpus {
                 // SAFETY: A kthread created above and not yet woken; the mask is valid for the
