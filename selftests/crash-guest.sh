@@ -62,7 +62,7 @@ if [ "$verify" != none ]; then
 	fi
 	losetup -d "$dev"
 	umount "$mnt"
-	echo "VERIFY $result $verify:$why"
+	echo "VERIFY $result $verify: ${why# }"
 fi
 
 if [ "$run" != none ]; then
