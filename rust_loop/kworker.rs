@@ -100,8 +100,8 @@ impl<W: Work> KWorker<W> {
         .pin_chain(move |this| {
             // SAFETY: The worker's thread was just created and is not running yet.
             let task = unsafe { (*this.worker.as_ptr()).task };
-            // SAFETY: A live task (created above, not yet running); `set_user_nice` ignores a
-            // value outside MIN_NICE..=MAX_NICE.
+            // SAFETY: The task is live: a new kthread waits in `kthread()` until it is woken or
+            // stopped, and only we hold it. (`set_user_nice` ignores an out-of-range value.)
             unsafe { bindings::set_user_nice(task, nice as c_long) };
             if let Some(cpus) = cpus {
                 // SAFETY: A kthread created above and not yet woken; the mask is valid for the
