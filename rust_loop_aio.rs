@@ -45,15 +45,6 @@ use crate::{
     LoState, LoopDevice, LoopQueue,
 };
 
-/// The nice level of the hardware-queue workers: 0, that of loop.c's (7.x) workqueue workers.
-/// Not the -20 of the kthread-based loop worker of Linux 4.4-5.x: our worker prefers the CPU
-/// that submitted, and at -20 each wake-up preempted the submitter at once, so a submitter at
-/// queue depth 32 handed over one request per wake-up (2.6 context switches per I/O, 0.65 of
-/// loop.ko's IOPS, measured); at 0 the submitter goes on queueing and the worker drains a batch
-/// (0.6 per I/O, 1.1x loop.ko), while a synchronous reader, which sleeps right after
-/// submitting, still gets the worker on its own CPU at once (the same p50 latency as at -20).
-const WORKER_NICE: i32 = 0;
-
 /// The most hardware queues a device gets by default (one per online CPU, up to this).
 pub(crate) const MAX_DEFAULT_HW_QUEUES: u32 = 16;
 
@@ -211,7 +202,12 @@ impl Engine {
             let worker = KBox::pin_init(
                 KWorker::new(
                     fmt!("rust_loop{number}-{q}"),
-                    WORKER_NICE,
+                    // At nice 0 (`KWorker`'s level, loop.c's), not the -20 of the kthread loop
+                    // worker of Linux 4.4-5.x: on the submitter's CPU, a worker at -20 preempted
+                    // the submitter at each wake-up and got one request per wake-up (2.6 context
+                    // switches per I/O at QD32, 0.65 of loop.ko's IOPS, measured); at 0 the
+                    // submitter goes on queueing and the worker drains a batch, while a
+                    // synchronous reader, asleep after submitting, still gets it at once.
                     // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
                     disk.hw_queue_cpumask(q),
                     pin_init!(HwQueue {

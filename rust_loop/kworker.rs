@@ -18,14 +18,7 @@
 )]
 
 use core::{fmt, marker::PhantomPinned, pin::Pin, ptr::NonNull};
-use kernel::{
-    bindings,
-    error::from_err_ptr,
-    ffi::{c_long, c_uint},
-    prelude::*,
-    str::CString,
-    types::Opaque,
-};
+use kernel::{bindings, error::from_err_ptr, ffi::c_uint, prelude::*, str::CString, types::Opaque};
 
 use crate::{disk::CpuMask, helpers};
 
@@ -59,13 +52,13 @@ unsafe impl<W: Work> Send for KWorker<W> {}
 unsafe impl<W: Work> Sync for KWorker<W> {}
 
 impl<W: Work> KWorker<W> {
-    /// A freezable worker thread named `name`, at nice level `nice`, running on `data`,
+    /// A freezable worker thread named `name` (at the default nice level 0, that of loop.c's
+    /// workqueue workers), running on `data`,
     /// preferably on `cpus` (`kthread_affine_preferred`: a preference that CPU hotplug and
     /// isolation may override; it must be given before the thread first runs, which is why it
     /// is given here).
     pub(crate) fn new<'a>(
         name: fmt::Arguments<'_>,
-        nice: i32,
         cpus: Option<CpuMask<'a>>,
         data: impl PinInit<W> + 'a,
     ) -> impl PinInit<Self, Error> + 'a
@@ -100,9 +93,6 @@ impl<W: Work> KWorker<W> {
         .pin_chain(move |this| {
             // SAFETY: The worker's thread was just created and is not running yet.
             let task = unsafe { (*this.worker.as_ptr()).task };
-            // SAFETY: The task is live: a new kthread waits in `kthread()` until it is woken or
-            // stopped, and only we hold it. (`set_user_nice` ignores an out-of-range value.)
-            unsafe { bindings::set_user_nice(task, nice as c_long) };
             if let Some(cpus) = cpus {
                 // SAFETY: A kthread created above and not yet woken; the mask is valid for the
                 // call (it is copied). Failing (ENOMEM) only loses the preference.
