@@ -31,6 +31,7 @@ $((2 * third)) $((sectors - 2 * third)) linear $sd $((2 * third))" || lt_skip "n
 dmsetup --noudevsync resume rl-delay
 
 # state PID: the task's state letter (R, S, D, ...), or nothing once it is gone.
+# shellcheck disable=SC2317 # called through lt_wait
 state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || true; }
 # wait_until WHAT CMD...: wait (up to 60 s) until CMD succeeds.
 wait_until() {
@@ -83,20 +84,23 @@ wait_until "LOOP_SET_DIRECT_IO blocking (in the queue freeze, under the mutex)" 
 echo go >"$LT_WORK/go-waiter"
 wait_until "LOOP_GET_STATUS64 blocking (on the device mutex)" blocked "$waiter" "$LT_WORK/status"
 # The setup must fit in the window: with the read done already there is nothing to conclude.
-# (The read's own count, not its dd: a dd that is done stays a zombie until waited for.)
+# (The read's own count on the device, which is what the holder's queue freeze waits for.)
 in_flight ||
 	lt_fail "the delayed read ended during the setup: it took longer than the ${delay_ms} ms window"
 kill -KILL "$waiter"
 killed=$(date +%s%N) read_ended=
-# A killable wait ends now; an uninterruptible one only when the holder lets go, once the read
-# (which the holder's queue freeze waits for) is done.
-for _ in $(seq 300); do
+# waiter_gone: the killed waiter has exited (or is a zombie); until then, notes when the read
+# ended. Called through lt_wait.
+# shellcheck disable=SC2317
+waiter_gone() {
 	waiter_state=$(state "$waiter")
-	[ -z "$waiter_state" ] || [ "$waiter_state" = Z ] && break
+	if [ -z "$waiter_state" ] || [ "$waiter_state" = Z ]; then return 0; fi
 	[ -n "$read_ended" ] || in_flight || read_ended=$(date +%s%N)
-	sleep 0.1
-done
-[ -z "$waiter_state" ] || [ "$waiter_state" = Z ] ||
+	return 1
+}
+# A killable wait ends now; an uninterruptible one only when the holder lets go, once the read
+# is done.
+lt_wait 30 waiter_gone ||
 	lt_fail "the killed waiter is still there (state $waiter_state) after 30 s"
 wait "$waiter" 2>/dev/null || true
 # Seen gone: if the read is still in flight, the holder still holds the mutex, and the waiter
