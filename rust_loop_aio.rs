@@ -66,6 +66,8 @@ pub(crate) struct Stats {
     /// Requests received by `queue_rq` and ended (or requeued) by the driver.
     dispatched: Atomic<u64>,
     ended: Atomic<u64>,
+    /// Buffered writes to a file, handed to the device's one writer worker.
+    to_writer: Atomic<u64>,
     /// Async direct kiocbs submitted: non-blocking (`IOCB_NOWAIT`) or blocking.
     aio_nowait: Atomic<u64>,
     aio_blocking: Atomic<u64>,
@@ -99,6 +101,7 @@ impl Stats {
         Self {
             dispatched: Atomic::new(0),
             ended: Atomic::new(0),
+            to_writer: Atomic::new(0),
             aio_nowait: Atomic::new(0),
             aio_blocking: Atomic::new(0),
             buffered_nowait: Atomic::new(0),
@@ -134,6 +137,7 @@ impl Stats {
         let ended = get(&self.ended);
         writeln!(f, "dispatched {dispatched}")?;
         writeln!(f, "in_flight {}", dispatched.saturating_sub(ended))?;
+        writeln!(f, "to_writer {}", get(&self.to_writer))?;
         writeln!(f, "aio_nowait {}", get(&self.aio_nowait))?;
         writeln!(f, "aio_blocking {}", get(&self.aio_blocking))?;
         writeln!(f, "buffered_nowait {}", get(&self.buffered_nowait))?;
@@ -179,18 +183,29 @@ impl Work for HwQueue {
     }
 }
 
-/// The I/O engine of a device: one kthread worker per hardware queue, on that queue's CPUs, and
-/// the workqueue of the blocking path; created at first bind (like loop.c's workqueue) and
-/// destroyed with the device.
+/// The I/O engine of a device: one kthread worker per hardware queue, on that queue's CPUs, one
+/// writer worker for buffered writes to a file (with several queues), and the workqueue of the
+/// blocking path; created at first bind (like loop.c's workqueue) and destroyed with the device.
+///
+/// Why one writer: a file system takes the file's inode lock exclusively for a buffered write
+/// (ext4, XFS, btrfs and tmpfs all do), so queue workers writing the same file at once only wait
+/// on each other. Measured on 2 CPUs (one boot, 3 interleaved repetitions): buffered writes at
+/// QD32 (random, libaio and io_uring) and a sequential writer at QD16 ran at 0.58-0.73 of
+/// loop.ko's IOPS through the two queue workers, at 1.09-1.22 through one writer. The writer
+/// may run on any CPU (pinned to one queue's CPU, it competed with the submitter there): it
+/// serves them all. With one hardware queue, that queue's worker (all CPUs are its) is the
+/// writer.
 pub(crate) struct Engine {
-    // Dropped first: a worker may still hand a request to the workqueue.
+    // Dropped first, then the writer: a worker may still hand a request to the workqueue.
     queues: KVec<Pin<KBox<KWorker<HwQueue>>>>,
+    writer: Option<Pin<KBox<KWorker<HwQueue>>>>,
     blocking: WorkQueue,
 }
 
 impl Engine {
-    /// Workers named `rust_loop<number>-<queue>` for the hardware queues of `disk`, and the
-    /// workqueue `rust_loop<number>` with room for every command at once.
+    /// Workers named `rust_loop<number>-<queue>` for the hardware queues of `disk`, the writer
+    /// `rust_loop<number>-w` if there are several, and the workqueue `rust_loop<number>` with
+    /// room for every command at once.
     pub(crate) fn new(
         number: u32,
         nr_hw_queues: u32,
@@ -218,11 +233,29 @@ impl Engine {
             )?;
             queues.push(worker, GFP_KERNEL)?;
         }
+        let writer = if nr_hw_queues > 1 {
+            Some(KBox::pin_init(
+                KWorker::new(
+                    fmt!("rust_loop{number}-w"),
+                    None,
+                    pin_init!(HwQueue {
+                        pending <- RqList::new(),
+                    }),
+                ),
+                GFP_KERNEL,
+            )?)
+        } else {
+            None
+        };
         let blocking = WorkQueue::new_unbound_freezable(
             fmt!("rust_loop{number}"),
             depth.saturating_mul(nr_hw_queues),
         )?;
-        Ok(Self { queues, blocking })
+        Ok(Self {
+            queues,
+            writer,
+            blocking,
+        })
     }
 
     /// Waits until no worker or work item of the engine runs any more (a device being torn
@@ -231,7 +264,7 @@ impl Engine {
     /// is dropped by the teardown, in process context, never by a worker destroying itself.
     pub(crate) fn quiesce(&self) {
         // Workers first: they may still hand a request to the workqueue.
-        for q in self.queues.iter() {
+        for q in Iterator::chain(self.queues.iter(), self.writer.iter()) {
             q.flush();
         }
         self.blocking.flush();
@@ -239,6 +272,26 @@ impl Engine {
 
     fn queue(&self, index: u32) -> Option<&KWorker<HwQueue>> {
         self.queues.get(index as usize).map(|q| &**q)
+    }
+
+    /// The worker for a request of hardware queue `index`: the writer for a buffered write to
+    /// a file (`to_writer`) if there is one (true in the second place), else the queue's own.
+    fn worker(&self, index: u32, to_writer: bool) -> Option<(&KWorker<HwQueue>, bool)> {
+        match &self.writer {
+            Some(w) if to_writer => Some((w, true)),
+            _ => Some((self.queue(index)?, false)),
+        }
+    }
+
+    /// The end of a batch of hardware queue `index`: wakes the workers that have requests
+    /// waiting, the queue's own and the writer (the batch may have sent writes there). A worker
+    /// that took its requests meanwhile has them: an empty list needs no wake-up.
+    fn kick_batch(&self, index: u32) {
+        for q in Iterator::chain(self.queue(index).into_iter(), self.writer.as_deref()) {
+            if !q.data().pending.is_empty() {
+                q.kick();
+            }
+        }
     }
 }
 
@@ -280,10 +333,15 @@ impl request::Operations for LoopQueue {
         }
         // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
         // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
-        // life of this request.
-        let use_aio = match rq.info().op {
-            ReqOp::Read | ReqOp::Write => dev.lock.io_view(&rq).is_some_and(|io| io.dio),
-            _ => false,
+        // life of this request. Buffered writes to a file go to the writer worker.
+        let (use_aio, to_writer) = match rq.info().op {
+            ReqOp::Read => (dev.lock.io_view(&rq).is_some_and(|io| io.dio), false),
+            ReqOp::Write => match dev.lock.io_view(&rq) {
+                Some(io) if io.dio => (true, false),
+                Some(io) => (false, io.file.as_deref().is_some_and(|f| f.is_regular())),
+                None => (false, false),
+            },
+            _ => (false, false),
         };
         let cmd = rq.pdu().get_mut();
         *cmd = Cmd {
@@ -292,7 +350,11 @@ impl request::Operations for LoopQueue {
             done: 0,
             blocking_write: false,
         };
-        let Some(queue) = dev.engine().and_then(|e| e.queue(rq.hw_queue())) else {
+        let hw_queue = rq.hw_queue();
+        let Some((engine, (worker, writer))) = dev
+            .engine()
+            .and_then(|e| Some((e, e.worker(hw_queue, to_writer)?)))
+        else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(
                 "rust_loop: a request reached loop{} without a worker\n",
@@ -300,17 +362,20 @@ impl request::Operations for LoopQueue {
             );
             return dev.end(rq, BlkStatus::IOERR);
         };
-        queue.data().pending.push(rq);
+        if writer {
+            Stats::inc(&dev.stats.to_writer);
+        }
+        worker.data().pending.push(rq);
         // A batch is dispatched with one wake-up: blk-mq calls `commit_rqs` if it ends without
         // `is_last`.
         if is_last {
-            queue.kick();
+            engine.kick_batch(hw_queue);
         }
     }
 
     fn commit_rqs(dev: <Arc<LoopDevice> as ForeignOwnable>::Borrowed<'_>, hw_queue: u32) {
-        if let Some(queue) = dev.engine().and_then(|e| e.queue(hw_queue)) {
-            queue.kick();
+        if let Some(engine) = dev.engine() {
+            engine.kick_batch(hw_queue);
         }
     }
 

@@ -787,6 +787,16 @@ impl<T: Operations> RqList<T> {
         unsafe { helpers::rust_loop_llist_add(link, self.head.get()) }
     }
 
+    /// Whether the list is empty now (`llist_empty`): a racy snapshot, for deciding whether a
+    /// worker needs a wake-up (one that takes the requests meanwhile makes the answer moot).
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: `head` is a live list head: the address of its field, nothing read.
+        let first = unsafe { &raw const (*self.head.get()).first };
+        // SAFETY: A live, aligned field; the read is `READ_ONCE(head->first)`, racing only with
+        // the atomic operations of `push` and `take_all`, as `llist_empty` does.
+        unsafe { core::ptr::read_volatile(first) }.is_null()
+    }
+
     /// Takes every request off the list, oldest first.
     pub(crate) fn take_all(&self) -> RqIter<T> {
         // SAFETY: `head` is a live list head; `llist_del_all` may race with adders.

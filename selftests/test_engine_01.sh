@@ -6,6 +6,8 @@
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path;
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
+# - buffered writes to a file go to the one writer worker rust_loopN-w (any CPU), direct I/O
+#   writes stay on their queue;
 # - flushes go to the blocking path.
 # loop.ko has none of this (one queue, one workqueue): rust_loop only.
 . "$(dirname "$0")/lib.sh"
@@ -63,6 +65,28 @@ a0=$(stat "$dev" aio_nowait)
 dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
 a1=$(stat "$dev" aio_nowait)
 [ $((a1 - a0)) -ge 64 ] || lt_fail "64 direct reads: $((a1 - a0)) submitted non-blocking"
+
+# Buffered writes to a file, from whatever CPU, are done by the device's one writer worker
+# rust_loopN-w, which may run on any CPU (the file system serializes them on the inode lock
+# anyway); direct I/O writes stay on their queue. With one queue, its worker is the writer.
+last=$(($(nproc) - 1))
+losetup --direct-io=off "$dev"
+w0=$(stat "$dev" to_writer)
+taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
+w1=$(stat "$dev" to_writer)
+if [ "$queues" -gt 1 ]; then
+	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the writer worker"
+	lt_eq "$(worker_cpus "$n" w)" "0-$last" "CPUs of the writer worker rust_loop$n-w"
+else
+	lt_eq "$((w1 - w0))" 0 "writes sent to a writer worker with one queue"
+fi
+losetup --direct-io=on "$dev"
+w0=$(stat "$dev" to_writer)
+taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
+lt_eq "$(($(stat "$dev" to_writer) - w0))" 0 "direct I/O writes sent to the writer worker"
+zeroes=$(head -c 262144 /dev/zero | sha256sum | cut -d' ' -f1)
+lt_eq "$(lt_sum "$dev" 262144)" "$zeroes" "the written zeroes, read through the device"
+lt_eq "$(lt_sum "$img" 262144)" "$zeroes" "the written zeroes, in the backing file"
 
 # A flush (fsync of the device) goes to the blocking path.
 p0=$(stat "$dev" blocking_path)
