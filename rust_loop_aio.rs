@@ -3,13 +3,15 @@
 //! The seed's I/O path ("block: loop: support DIO & AIO"), on several hardware queues with a
 //! non-blocking first attempt: `queue_rq` marks each read and write for AIO when the device uses
 //! direct I/O (never flush, discard or write-zeroes) and hands the request to the kthread worker
-//! of its hardware queue; the worker either submits an async `IOCB_DIRECT` kiocb over the
+//! of its hardware queue (a buffered write to a file: to the device's one writer worker); the
+//! worker either submits an async `IOCB_DIRECT` kiocb over the
 //! request's own bio_vecs (no page pinning, no double page cache, no blocking of the worker) or
 //! runs the buffered read/write loop; flush is `vfs_fsync`, discard and write-zeroes are
 //! `fallocate`; the completion policy decides how each request ends.
 //!
 //! The engine (see the README's Architecture): one kthread worker per hardware queue, on the
-//! CPUs of that queue, drains the queue's list of requests in batches under one block plug. It
+//! CPUs of that queue, drains the queue's list of requests in batches under one block plug (and
+//! so does the writer worker, on any CPU, for the buffered writes to a file). It
 //! never calls the backing file from `queue_rq` (upstream's lesson from the reverted
 //! NOWAIT-in-`queue_rq` series) and never blocks on one request while others wait: reads and
 //! writes are first tried with `IOCB_NOWAIT` where the file supports it (page-cache hits and
@@ -90,8 +92,8 @@ pub(crate) struct Stats {
     /// are not tried non-blocking, as on a sparse file they would mostly fail).
     blocking_writes: Atomic<i64>,
     /// The backing file system refused a non-blocking buffered write (`EOPNOTSUPP`, ext4):
-    /// buffered writes are then done in the queue's worker directly, as loop.c does, instead of
-    /// costing a work item each.
+    /// buffered writes are then done in the worker directly (the writer, for a file), as loop.c
+    /// does, instead of costing a work item each.
     no_nowait_buffered_writes: Atomic<bool>,
 }
 
@@ -153,7 +155,7 @@ impl Stats {
     }
 }
 
-/// What a hardware queue's worker drains.
+/// What a worker drains: a hardware queue's requests, or the writer's.
 #[pin_data]
 pub(crate) struct HwQueue {
     #[pin]
@@ -323,53 +325,18 @@ impl request::Operations for LoopQueue {
     /// has a clean stack and none of the submitter's file-system state.
     fn queue_rq(
         dev: <Arc<LoopDevice> as ForeignOwnable>::Borrowed<'_>,
-        mut rq: Rq<Self>,
+        rq: Rq<Self>,
         is_last: bool,
     ) {
         Stats::inc(&dev.stats.dispatched);
-        // A stale state is harmless, as in loop.c: unbinding freezes the queue, draining us.
-        if dev.state() != LoState::Bound {
-            return dev.end(rq, BlkStatus::IOERR);
-        }
-        // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
-        // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
-        // life of this request. Buffered writes to a file go to the writer worker.
-        let (use_aio, to_writer) = match rq.info().op {
-            ReqOp::Read => (dev.lock.io_view(&rq).is_some_and(|io| io.dio), false),
-            ReqOp::Write => match dev.lock.io_view(&rq) {
-                Some(io) if io.dio => (true, false),
-                Some(io) => (false, io.file.as_deref().is_some_and(|f| f.is_regular())),
-                None => (false, false),
-            },
-            _ => (false, false),
-        };
-        let cmd = rq.pdu().get_mut();
-        *cmd = Cmd {
-            use_aio,
-            nowait: false,
-            done: 0,
-            blocking_write: false,
-        };
         let hw_queue = rq.hw_queue();
-        let Some((engine, (worker, writer))) = dev
-            .engine()
-            .and_then(|e| Some((e, e.worker(hw_queue, to_writer)?)))
-        else {
-            // Bound devices have their engine; this would be a driver bug, not a user error.
-            pr_warn_once!(
-                "rust_loop: a request reached loop{} without a worker\n",
-                dev.number
-            );
-            return dev.end(rq, BlkStatus::IOERR);
-        };
-        if writer {
-            Stats::inc(&dev.stats.to_writer);
-        }
-        worker.data().pending.push(rq);
+        dev.enqueue(rq, hw_queue);
         // A batch is dispatched with one wake-up: blk-mq calls `commit_rqs` if it ends without
-        // `is_last`.
+        // `is_last`. Also when this request was ended at once: the batch's earlier ones wait.
         if is_last {
-            engine.kick_batch(hw_queue);
+            if let Some(engine) = dev.engine() {
+                engine.kick_batch(hw_queue);
+            }
         }
     }
 
@@ -430,8 +397,49 @@ enum Attempt {
 }
 
 impl LoopDevice {
-    /// Handles one request in its hardware queue's worker: the non-blocking part of
-    /// `loop_handle_cmd`.
+    /// The part of `loop_queue_rq` before the wake-up: ends `rq` at once, or puts it on the list
+    /// of the worker that will handle it (`hw_queue`'s, or the writer's).
+    fn enqueue(&self, mut rq: Rq<LoopQueue>, hw_queue: u32) {
+        // A stale state is harmless, as in loop.c: unbinding freezes the queue, draining us.
+        if self.state() != LoState::Bound {
+            return self.end(rq, BlkStatus::IOERR);
+        }
+        // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
+        // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
+        // life of this request. Buffered writes to a file go to the writer worker.
+        let (use_aio, to_writer) = match rq.info().op {
+            ReqOp::Read => (self.lock.io_view(&rq).is_some_and(|io| io.dio), false),
+            ReqOp::Write => match self.lock.io_view(&rq) {
+                Some(io) if io.dio => (true, false),
+                Some(io) => (false, io.file.as_deref().is_some_and(|f| f.is_regular())),
+                None => (false, false),
+            },
+            _ => (false, false),
+        };
+        let cmd = rq.pdu().get_mut();
+        *cmd = Cmd {
+            use_aio,
+            nowait: false,
+            done: 0,
+            blocking_write: false,
+        };
+        let Some((worker, writer)) = self.engine().and_then(|e| e.worker(hw_queue, to_writer))
+        else {
+            // Bound devices have their engine; this would be a driver bug, not a user error.
+            pr_warn_once!(
+                "rust_loop: a request reached loop{} without a worker\n",
+                self.number
+            );
+            return self.end(rq, BlkStatus::IOERR);
+        };
+        if writer {
+            Stats::inc(&self.stats.to_writer);
+        }
+        worker.data().pending.push(rq);
+    }
+
+    /// Handles one request in the worker it was queued to (its hardware queue's, or the
+    /// writer's): the non-blocking part of `loop_handle_cmd`.
     fn dispatch(&self, mut rq: Rq<LoopQueue>) {
         // We can block in this context (if we choose to), so ignore REQ_NOWAIT.
         rq.clear_nowait();
@@ -453,6 +461,20 @@ impl LoopDevice {
             None => return self.end(rq, BlkStatus::IOERR),
         };
         let use_aio = rq.pdu().use_aio;
+        // A buffered write to a file that is not to be tried non-blocking (the file system has
+        // no non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs): into the page
+        // cache here, which mostly does not block, as loop.c does. This worker is the device's
+        // writer, so such writes do not contend for the inode lock. Before Ming Lei's heuristic:
+        // it skips a doomed non-blocking attempt, and here there is none to skip.
+        if write
+            && !use_aio
+            && !bdev
+            && (!nowait_capable || self.stats.no_nowait_buffered_writes.load(Relaxed))
+        {
+            Stats::inc(&self.stats.buffered_blocking);
+            let res = self.rw_buffered(&mut rq, pos, write, false);
+            return LoopQueue::complete_rw(rq, res);
+        }
         // Ming Lei's heuristic for writes: on a file (not a block device), a non-blocking write
         // mostly fails while allocating writes are outstanding, so skip the attempt then.
         let try_nowait =
@@ -470,12 +492,6 @@ impl LoopDevice {
             rq.pdu().get_mut().nowait = true;
             Stats::inc(&self.stats.aio_nowait);
             rq.rw_direct(&self.lock, pos, write, true);
-            Attempt::Gone
-        } else if write && self.stats.no_nowait_buffered_writes.load(Relaxed) {
-            // Into the page cache, which mostly does not block: here, as loop.c does.
-            Stats::inc(&self.stats.buffered_blocking);
-            let res = self.rw_buffered(&mut rq, pos, write, false);
-            LoopQueue::complete_rw(rq, res);
             Attempt::Gone
         } else {
             self.buffered_nowait(rq, pos, write)

@@ -37,7 +37,7 @@ use kernel::{
     error::{code::EIOCBQUEUED, to_result},
     ffi::{c_int, c_long, c_uint, c_ulong},
     prelude::*,
-    sync::atomic::{Atomic, Full, Relaxed},
+    sync::atomic::{atomic_load, Atomic, Full, Relaxed},
     types::{ForeignOwnable, Opaque},
 };
 
@@ -791,10 +791,10 @@ impl<T: Operations> RqList<T> {
     /// worker needs a wake-up (one that takes the requests meanwhile makes the answer moot).
     pub(crate) fn is_empty(&self) -> bool {
         // SAFETY: `head` is a live list head: the address of its field, nothing read.
-        let first = unsafe { &raw const (*self.head.get()).first };
-        // SAFETY: A live, aligned field; the read is `READ_ONCE(head->first)`, racing only with
-        // the atomic operations of `push` and `take_all`, as `llist_empty` does.
-        unsafe { core::ptr::read_volatile(first) }.is_null()
+        let first = unsafe { &raw mut (*self.head.get()).first };
+        // SAFETY: A live, aligned field; every concurrent store to it is atomic (`llist_add`'s
+        // cmpxchg, `llist_del_all`'s xchg). This is `READ_ONCE(head->first)`, as `llist_empty`.
+        unsafe { atomic_load(first, Relaxed) }.is_null()
     }
 
     /// Takes every request off the list, oldest first.
