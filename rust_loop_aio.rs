@@ -191,12 +191,12 @@ impl Work for HwQueue {
 ///
 /// Why one writer: a file system takes the file's inode lock exclusively for a buffered write
 /// (ext4, XFS, btrfs and tmpfs all do), so queue workers writing the same file at once only wait
-/// on each other. Measured on 2 CPUs (one boot, 3 interleaved repetitions): buffered writes at
-/// QD32 (random, libaio and io_uring) and a sequential writer at QD16 ran at 0.58-0.73 of
-/// loop.ko's IOPS through the two queue workers, at 1.09-1.22 through one writer. The writer
-/// may run on any CPU (pinned to one queue's CPU, it competed with the submitter there): it
-/// serves them all. With one hardware queue, that queue's worker (all CPUs are its) is the
-/// writer.
+/// on each other. Measured on 2 CPUs (one boot, 3 interleaved repetitions, ext4 on virtio):
+/// buffered random writes at QD32 (libaio, io_uring) and buffered sequential writes at QD16 ran
+/// at 0.58-0.73 of loop.ko's IOPS through the two queue workers, at 1.09-1.22 through one
+/// writer. The writer may run on any CPU (pinned to one queue's CPU, it competed with the
+/// submitter there): it serves them all. With one hardware queue, that queue's worker (all CPUs
+/// are its) is the writer.
 pub(crate) struct Engine {
     // Dropped first, then the writer: a worker may still hand a request to the workqueue.
     queues: KVec<Pin<KBox<KWorker<HwQueue>>>>,
