@@ -38,7 +38,7 @@ use kernel::{
 
 use crate::{
     cgroup::Association,
-    disk::DiskRef,
+    disk::{CpuMask, DiskRef},
     file::{eopnotsupp, BackingFile, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE},
     kworker::{KWorker, Work},
     request::{self, BlkStatus, ReqOp, Rq, RqList, RwResult},
@@ -216,38 +216,13 @@ impl Engine {
     ) -> Result<Self> {
         let mut queues = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
         for q in 0..nr_hw_queues {
-            let worker = KBox::pin_init(
-                KWorker::new(
-                    fmt!("rust_loop{number}-{q}"),
-                    // At nice 0 (`KWorker`'s level, loop.c's), not the -20 of the kthread loop
-                    // worker of Linux 4.4-5.x: on the submitter's CPU, a worker at -20 preempted
-                    // the submitter at each wake-up and got one request per wake-up (2.6 context
-                    // switches per I/O at QD32, 0.65 of loop.ko's IOPS, measured); at 0 the
-                    // submitter goes on queueing and the worker drains a batch, while a
-                    // synchronous reader, asleep after submitting, still gets it at once.
-                    // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
-                    disk.hw_queue_cpumask(q),
-                    pin_init!(HwQueue {
-                        pending <- RqList::new(),
-                    }),
-                ),
-                GFP_KERNEL,
-            )?;
+            // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
+            let worker = Self::new_worker(fmt!("rust_loop{number}-{q}"), disk.hw_queue_cpumask(q))?;
             queues.push(worker, GFP_KERNEL)?;
         }
-        let writer = if nr_hw_queues > 1 {
-            Some(KBox::pin_init(
-                KWorker::new(
-                    fmt!("rust_loop{number}-w"),
-                    None,
-                    pin_init!(HwQueue {
-                        pending <- RqList::new(),
-                    }),
-                ),
-                GFP_KERNEL,
-            )?)
-        } else {
-            None
+        let writer = match nr_hw_queues {
+            1 => None,
+            _ => Some(Self::new_worker(fmt!("rust_loop{number}-w"), None)?),
         };
         let blocking = WorkQueue::new_unbound_freezable(
             fmt!("rust_loop{number}"),
@@ -258,6 +233,22 @@ impl Engine {
             writer,
             blocking,
         })
+    }
+
+    /// A worker with an empty list, on `cpus` (any CPU if `None`), at nice 0 (`KWorker`'s
+    /// level, loop.c's), not the -20 of the kthread loop worker of Linux 4.4-5.x: on the
+    /// submitter's CPU, a worker at -20 preempted the submitter at each wake-up and got one
+    /// request per wake-up (2.6 context switches per I/O at QD32, 0.65 of loop.ko's IOPS,
+    /// measured); at 0 the submitter goes on queueing and the worker drains a batch, while a
+    /// synchronous reader, asleep after submitting, still gets it at once.
+    fn new_worker(
+        name: core::fmt::Arguments<'_>,
+        cpus: Option<CpuMask<'_>>,
+    ) -> Result<Pin<KBox<KWorker<HwQueue>>>> {
+        let list = pin_init!(HwQueue {
+            pending <- RqList::new(),
+        });
+        KBox::pin_init(KWorker::new(name, cpus, list), GFP_KERNEL)
     }
 
     /// Waits until no worker or work item of the engine runs any more (a device being torn
@@ -276,20 +267,16 @@ impl Engine {
         self.queues.get(index as usize).map(|q| &**q)
     }
 
-    /// The worker for a request of hardware queue `index`: the writer for a buffered write to
-    /// a file (`to_writer`) if there is one (true in the second place), else the queue's own.
-    fn worker(&self, index: u32, to_writer: bool) -> Option<(&KWorker<HwQueue>, bool)> {
-        match &self.writer {
-            Some(w) if to_writer => Some((w, true)),
-            _ => Some((self.queue(index)?, false)),
-        }
+    /// The writer worker, if the device has one (several hardware queues).
+    fn writer(&self) -> Option<&KWorker<HwQueue>> {
+        self.writer.as_deref()
     }
 
     /// The end of a batch of hardware queue `index`: wakes the workers that have requests
     /// waiting, the queue's own and the writer (the batch may have sent writes there). A worker
     /// that took its requests meanwhile has them: an empty list needs no wake-up.
     fn kick_batch(&self, index: u32) {
-        for q in Iterator::chain(self.queue(index).into_iter(), self.writer.as_deref()) {
+        for q in Iterator::chain(self.queue(index).into_iter(), self.writer()) {
             if !q.data().pending.is_empty() {
                 q.kick();
             }
@@ -380,12 +367,74 @@ impl request::Operations for LoopQueue {
 
 /// What a worker does with a request, decided while it reads the I/O state.
 enum Action {
-    /// Read or write the data at this byte position of the backing file.
-    ReadWrite { pos: u64, write: bool },
+    /// Read or write the data at this byte position of the backing file (of this kind).
+    ReadWrite {
+        pos: u64,
+        write: bool,
+        file: FileKind,
+    },
     /// Hand it to the blocking path (flush, discard, write-zeroes).
     Blocking,
     /// Done already (or refused), with this result.
     Done(Result),
+}
+
+/// What the way a read or write is done depends on, of the backing file.
+#[derive(Clone, Copy)]
+struct FileKind {
+    /// It takes non-blocking reads and writes (`FMODE_NOWAIT`; for a block device, its queue).
+    nowait: bool,
+    /// A block device (its writes take the inode lock shared: no writer contention).
+    bdev: bool,
+}
+
+/// How a worker does a read or write.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Path {
+    /// The async direct kiocb with `IOCB_NOWAIT`: what would block comes back (`EAGAIN`, in
+    /// the completion) and goes to the blocking path.
+    DirectNowait,
+    /// The async direct kiocb, submitted here even if it blocks (a file system without NOWAIT:
+    /// loop.c's way; direct I/O submission mostly queues and returns).
+    DirectHere,
+    /// A buffered attempt that moves what it can without blocking (page-cache hits); the rest
+    /// goes to the blocking path.
+    BufferedNowait,
+    /// A buffered write done here, into the page cache (which mostly does not block), as
+    /// loop.c does.
+    BufferedHere,
+    /// The blocking path at once.
+    Blocking,
+}
+
+/// The way a read or write (`write`) is done, direct or buffered (`direct`), on a file of kind
+/// `file`, given what the engine has learnt: the file system refused a non-blocking buffered
+/// write (`no_nowait_writes`), and whether writes are in the blocking path now
+/// (`blocking_writes`).
+fn path(
+    write: bool,
+    direct: bool,
+    file: FileKind,
+    no_nowait_writes: bool,
+    blocking_writes: bool,
+) -> Path {
+    // A buffered write to a file that is not to be tried non-blocking (the file system has no
+    // non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs) is done here. The
+    // worker is the device's writer, so such writes do not contend for the inode lock; and
+    // this comes before Ming Lei's heuristic below, which would punt them while others are
+    // outstanding, where they contend again.
+    if write && !direct && !file.bdev && (!file.nowait || no_nowait_writes) {
+        return Path::BufferedHere;
+    }
+    // Ming Lei's heuristic for writes: on a file (not a block device), a non-blocking write
+    // mostly fails while allocating writes are outstanding, so skip the attempt then.
+    let try_nowait = file.nowait && (!write || file.bdev || !blocking_writes);
+    match (try_nowait, direct) {
+        (true, true) => Path::DirectNowait,
+        (true, false) => Path::BufferedNowait,
+        (false, true) if !file.nowait => Path::DirectHere,
+        (false, _) => Path::Blocking,
+    }
 }
 
 /// How a non-blocking read or write went.
@@ -423,8 +472,15 @@ impl LoopDevice {
             done: 0,
             blocking_write: false,
         };
-        let Some((worker, writer)) = self.engine().and_then(|e| e.worker(hw_queue, to_writer))
-        else {
+        let engine = self.engine();
+        let worker = match engine.and_then(|e| e.writer().filter(|_| to_writer)) {
+            Some(writer) => {
+                Stats::inc(&self.stats.to_writer);
+                Some(writer)
+            }
+            None => engine.and_then(|e| e.queue(hw_queue)),
+        };
+        let Some(worker) = worker else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(
                 "rust_loop: a request reached loop{} without a worker\n",
@@ -432,9 +488,6 @@ impl LoopDevice {
             );
             return self.end(rq, BlkStatus::IOERR);
         };
-        if writer {
-            Stats::inc(&self.stats.to_writer);
-        }
         worker.data().pending.push(rq);
     }
 
@@ -450,55 +503,40 @@ impl LoopDevice {
 
     /// [`LoopDevice::dispatch`], under the submitter's cgroups.
     fn dispatch_charged(&self, mut rq: Rq<LoopQueue>) {
-        let (pos, write) = match self.decide(&rq, false) {
-            Action::ReadWrite { pos, write } => (pos, write),
+        let (pos, write, file) = match self.decide(&rq, false) {
+            Action::ReadWrite { pos, write, file } => (pos, write, file),
             Action::Blocking => return Self::punt(rq),
             Action::Done(res) => return self.end_other(rq, res),
         };
-        let (nowait_capable, bdev) = match self.lock.io_view(&rq).and_then(|io| io.file.as_deref())
-        {
-            Some(file) => (file.supports_nowait(), file.is_block_device()),
-            None => return self.end(rq, BlkStatus::IOERR),
-        };
-        let use_aio = rq.pdu().use_aio;
-        // A buffered write to a file that is not to be tried non-blocking (the file system has
-        // no non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs): into the page
-        // cache here, which mostly does not block, as loop.c does. This worker is the device's
-        // writer, so such writes do not contend for the inode lock. Before Ming Lei's heuristic:
-        // it skips a doomed non-blocking attempt, and here there is none to skip.
-        if write
-            && !use_aio
-            && !bdev
-            && (!nowait_capable || self.stats.no_nowait_buffered_writes.load(Relaxed))
-        {
-            Stats::inc(&self.stats.buffered_blocking);
-            let res = self.rw_buffered(&mut rq, pos, write, false);
-            return LoopQueue::complete_rw(rq, res);
-        }
-        // Ming Lei's heuristic for writes: on a file (not a block device), a non-blocking write
-        // mostly fails while allocating writes are outstanding, so skip the attempt then.
-        let try_nowait =
-            nowait_capable && (!write || bdev || self.stats.blocking_writes.load(Relaxed) == 0);
-        if !try_nowait {
-            if use_aio && !nowait_capable {
-                // A file system without NOWAIT support: submit here as loop.c does (direct I/O
-                // submission mostly queues and returns).
-                Stats::inc(&self.stats.aio_blocking);
-                return rq.rw_direct(&self.lock, pos, write, false);
+        let path = path(
+            write,
+            rq.pdu().use_aio,
+            file,
+            self.stats.no_nowait_buffered_writes.load(Relaxed),
+            self.stats.blocking_writes.load(Relaxed) != 0,
+        );
+        match path {
+            Path::DirectNowait => {
+                rq.pdu().get_mut().nowait = true;
+                Stats::inc(&self.stats.aio_nowait);
+                rq.rw_direct(&self.lock, pos, write, true);
             }
-            return Self::punt(rq);
-        }
-        let attempt = if use_aio {
-            rq.pdu().get_mut().nowait = true;
-            Stats::inc(&self.stats.aio_nowait);
-            rq.rw_direct(&self.lock, pos, write, true);
-            Attempt::Gone
-        } else {
-            self.buffered_nowait(rq, pos, write)
-        };
-        if let Attempt::WouldBlock(rq) = attempt {
-            Stats::inc(&self.stats.eagain);
-            Self::punt(rq);
+            Path::DirectHere => {
+                Stats::inc(&self.stats.aio_blocking);
+                rq.rw_direct(&self.lock, pos, write, false);
+            }
+            Path::BufferedNowait => {
+                if let Attempt::WouldBlock(rq) = self.buffered_nowait(rq, pos, write) {
+                    Stats::inc(&self.stats.eagain);
+                    Self::punt(rq);
+                }
+            }
+            Path::BufferedHere => {
+                Stats::inc(&self.stats.buffered_blocking);
+                let res = self.rw_buffered(&mut rq, pos, write, false);
+                LoopQueue::complete_rw(rq, res);
+            }
+            Path::Blocking => Self::punt(rq),
         }
     }
 
@@ -561,12 +599,12 @@ impl LoopDevice {
     /// [`LoopDevice::run_blocking`], under the submitter's cgroups.
     fn run_blocking_charged(&self, mut rq: Rq<LoopQueue>) {
         match self.decide(&rq, true) {
-            Action::ReadWrite { pos, write } if rq.pdu().use_aio => {
+            Action::ReadWrite { pos, write, .. } if rq.pdu().use_aio => {
                 // Completes through `rw_complete`, which ends the blocking write.
                 Stats::inc(&self.stats.aio_blocking);
                 rq.rw_direct(&self.lock, pos, write, false);
             }
-            Action::ReadWrite { pos, write } => {
+            Action::ReadWrite { pos, write, .. } => {
                 Stats::inc(&self.stats.buffered_blocking);
                 let res = self.rw_buffered(&mut rq, pos, write, false);
                 Self::leave_blocking(&mut rq);
@@ -612,9 +650,22 @@ impl LoopDevice {
         let Some(pos) = (info.sector << SECTOR_SHIFT).checked_add(io.offset) else {
             return Action::Done(Err(EIO));
         };
+        // Read here, with the rest of the I/O state: the worker needs no second look.
+        let kind = || FileKind {
+            nowait: file.supports_nowait(),
+            bdev: file.is_block_device(),
+        };
         match info.op {
-            ReqOp::Read => Action::ReadWrite { pos, write: false },
-            ReqOp::Write => Action::ReadWrite { pos, write: true },
+            ReqOp::Read => Action::ReadWrite {
+                pos,
+                write: false,
+                file: kind(),
+            },
+            ReqOp::Write => Action::ReadWrite {
+                pos,
+                write: true,
+                file: kind(),
+            },
             ReqOp::Flush | ReqOp::WriteZeroes { .. } | ReqOp::Discard if !blocking => {
                 Action::Blocking
             }
@@ -879,6 +930,59 @@ mod tests {
                 zero_fill: true
             }
         );
+    }
+
+    const EXT4: FileKind = FileKind {
+        nowait: true,
+        bdev: false,
+    };
+    const TMPFS: FileKind = FileKind {
+        nowait: false,
+        bdev: false,
+    };
+    const BDEV: FileKind = FileKind {
+        nowait: true,
+        bdev: true,
+    };
+
+    #[test]
+    fn direct_io_is_tried_nowait_where_the_file_takes_it() {
+        for write in [false, true] {
+            assert_eq!(path(write, true, EXT4, false, false), Path::DirectNowait);
+            assert_eq!(path(write, true, BDEV, false, false), Path::DirectNowait);
+            // No NOWAIT at all: submitted in the worker, as loop.c does.
+            assert_eq!(path(write, true, TMPFS, false, false), Path::DirectHere);
+            assert_eq!(path(write, true, TMPFS, true, true), Path::DirectHere);
+        }
+    }
+
+    #[test]
+    fn writes_to_a_file_skip_nowait_while_blocking_writes_run() {
+        // Ming Lei's heuristic: file writes only, never reads, never a block device.
+        assert_eq!(path(true, true, EXT4, false, true), Path::Blocking);
+        assert_eq!(path(false, true, EXT4, false, true), Path::DirectNowait);
+        assert_eq!(path(true, true, BDEV, false, true), Path::DirectNowait);
+        assert_eq!(path(false, false, EXT4, false, true), Path::BufferedNowait);
+    }
+
+    #[test]
+    fn buffered_writes_to_a_file_without_nowait_writes_are_done_here() {
+        // ext4 once it refused a non-blocking buffered write, tmpfs always; outstanding
+        // blocking writes do not send them to the workqueue.
+        for blocking in [false, true] {
+            assert_eq!(path(true, false, EXT4, true, blocking), Path::BufferedHere);
+            assert_eq!(
+                path(true, false, TMPFS, false, blocking),
+                Path::BufferedHere
+            );
+        }
+        // Before the refusal, ext4 is tried non-blocking.
+        assert_eq!(path(true, false, EXT4, false, false), Path::BufferedNowait);
+        // Reads are not writes: what learnt of writes does not apply.
+        assert_eq!(path(false, false, EXT4, true, false), Path::BufferedNowait);
+        assert_eq!(path(false, false, TMPFS, false, false), Path::Blocking);
+        // A block device's buffered writes take the lock shared: tried non-blocking.
+        assert_eq!(path(true, false, BDEV, true, true), Path::BufferedNowait);
     }
 
     #[test]
