@@ -4,8 +4,10 @@
 
     crash_writer.py write DIR LOGDEV      append records to DIR/records, fdatasync after each
                                           batch, then log the count on LOGDEV (O_DIRECT|O_SYNC)
-    crash_writer.py check DIR LOGDEV      every record the log says was acknowledged is present
-                                          and intact; prints "acknowledged N, present M"
+    crash_writer.py check DIR LOGDEV [N]  every record the log says was acknowledged (or the
+                                          first N) is present and intact; prints
+                                          "acknowledged N, present M"
+    crash_writer.py acked LOGDEV          prints the acknowledged count the log holds now
 
 A record is 4096 bytes: its number, a checksum, and bytes derived from the number. The log is a
 separate raw disk: block 0 holds the highest acknowledged count, written only after the
@@ -66,8 +68,9 @@ def write(d, logdev):
         log_write(logdev, i)
 
 
-def check(d, logdev):
-    acked = log_read(logdev)
+def check(d, logdev, acked=None):
+    if acked is None:
+        acked = log_read(logdev)
     present = 0
     try:
         with open(os.path.join(d, "records"), "rb") as f:
@@ -85,11 +88,14 @@ def check(d, logdev):
 
 
 def main():
+    if sys.argv[1] == "acked":
+        print(log_read(sys.argv[2]))
+        return 0
     cmd, d, logdev = sys.argv[1:4]
     if cmd == "write":
         write(d, logdev)
         return 0
-    return check(d, logdev)
+    return check(d, logdev, int(sys.argv[4]) if len(sys.argv) > 4 else None)
 
 
 if __name__ == "__main__":
