@@ -220,9 +220,10 @@ impl Engine {
             let worker = Self::new_worker(fmt!("rust_loop{number}-{q}"), disk.hw_queue_cpumask(q))?;
             queues.push(worker, GFP_KERNEL)?;
         }
-        let writer = match nr_hw_queues {
-            1 => None,
-            _ => Some(Self::new_worker(fmt!("rust_loop{number}-w"), None)?),
+        let writer = if nr_hw_queues > 1 {
+            Some(Self::new_worker(fmt!("rust_loop{number}-w"), None)?)
+        } else {
+            None
         };
         let blocking = WorkQueue::new_unbound_freezable(
             fmt!("rust_loop{number}"),
@@ -863,7 +864,7 @@ pub(crate) fn rw_error_status(e: Error) -> BlkStatus {
     }
 }
 
-#[kunit_tests(rust_loop_completion)]
+#[kunit_tests(rust_loop_io_path)]
 mod tests {
     use super::*;
 
@@ -944,6 +945,11 @@ mod tests {
         nowait: true,
         bdev: true,
     };
+    /// A device-mapper table without NOWAIT support.
+    const BDEV_BLOCKING: FileKind = FileKind {
+        nowait: false,
+        bdev: true,
+    };
 
     #[test]
     fn direct_io_is_tried_nowait_where_the_file_takes_it() {
@@ -953,6 +959,10 @@ mod tests {
             // No NOWAIT at all: submitted in the worker, as loop.c does.
             assert_eq!(path(write, true, TMPFS, false, false), Path::DirectHere);
             assert_eq!(path(write, true, TMPFS, true, true), Path::DirectHere);
+            assert_eq!(
+                path(write, true, BDEV_BLOCKING, false, false),
+                Path::DirectHere
+            );
         }
     }
 
@@ -960,6 +970,7 @@ mod tests {
     fn writes_to_a_file_skip_nowait_while_blocking_writes_run() {
         // Ming Lei's heuristic: file writes only, never reads, never a block device.
         assert_eq!(path(true, true, EXT4, false, true), Path::Blocking);
+        assert_eq!(path(true, false, EXT4, false, true), Path::Blocking);
         assert_eq!(path(false, true, EXT4, false, true), Path::DirectNowait);
         assert_eq!(path(true, true, BDEV, false, true), Path::DirectNowait);
         assert_eq!(path(false, false, EXT4, false, true), Path::BufferedNowait);
@@ -983,6 +994,15 @@ mod tests {
         assert_eq!(path(false, false, TMPFS, false, false), Path::Blocking);
         // A block device's buffered writes take the lock shared: tried non-blocking.
         assert_eq!(path(true, false, BDEV, true, true), Path::BufferedNowait);
+        // One that takes no NOWAIT: the blocking path.
+        assert_eq!(
+            path(true, false, BDEV_BLOCKING, false, false),
+            Path::Blocking
+        );
+        assert_eq!(
+            path(false, false, BDEV_BLOCKING, false, false),
+            Path::Blocking
+        );
     }
 
     #[test]
