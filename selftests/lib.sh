@@ -197,13 +197,21 @@ lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
 # lt_same_as_c NAME FILE WHAT: the loop.ko run keeps FILE as NAME (in $LT_SHARED, shared by the
 # two runs of one boot); the rust_loop run fails unless its FILE is identical, showing the diff.
+# A rust_loop run alone (LT_DRIVERS=rust, check-debug's default) has nothing to compare with:
+# the test's own assertions stand, and the log says the comparison was not made.
 lt_same_as_c() {
 	local kept=${LT_SHARED:-$LT_WORK}/$1.c
 	if [ "$LT_DRIVER" = c ]; then
 		cp "$2" "$kept"
 		return 0
 	fi
-	[ -f "$kept" ] || lt_skip "no loop.ko $3 to compare with"
+	if [ ! -f "$kept" ]; then
+		case " ${LT_DRIVERS:-c rust} " in
+		*" c "*) lt_fail "the loop.ko run kept no $3 to compare with" ;;
+		esac
+		lt_log "no loop.ko $3 to compare with (rust_loop run alone): not compared"
+		return 0
+	fi
 	diff -u "$kept" "$2" | sed 's/^/# /' || true
 	cmp -s "$kept" "$2" || lt_fail "$3 differs from loop.ko's"
 }
