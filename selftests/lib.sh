@@ -253,10 +253,10 @@ lt_load
 
 # lt_scsi_debug [PARAM=VALUE...]: load scsi_debug and print its disk; lt_cleanup unloads it.
 lt_scsi_debug() {
-	local b
+	local b err
 	# Loaded already (left by another test), it would ignore these parameters.
 	[ -d /sys/module/scsi_debug ] && lt_fail "scsi_debug is loaded already" >&2
-	modprobe scsi_debug "$@" || lt_skip "no scsi_debug" >&2
+	err=$(modprobe scsi_debug "$@" 2>&1) || lt_skip "no scsi_debug (modprobe: $err)" >&2
 	udevadm settle
 	for b in /sys/block/sd*; do
 		if grep -qs scsi_debug "$b/device/model"; then

@@ -19,7 +19,7 @@ lt_need mkfs.ext4
 lt_need e2fsck
 
 name=rl-flush
-sd=$(lt_scsi_debug dev_size_mb=256)
+sd=$(lt_scsi_debug dev_size_mb=192)
 # A table left suspended would hang the cleanup's unmounts: resumed first. Every step may fail
 # here (a failing command in an EXIT trap would become the test's result).
 trap 'dmsetup resume "$name" 2>/dev/null || true; lt_cleanup; udevadm settle || true
@@ -61,7 +61,7 @@ for dio in on off on off; do
 	what="cut $cut (dio=$dio)"
 	mount -o commit=600 "$dm" "$lower"
 	rm -f "$lower/backing.img"
-	truncate -s 160M "$lower/backing.img"
+	truncate -s 128M "$lower/backing.img"
 	dev=$(lt_attach "$lower/backing.img" --direct-io="$dio")
 	mkfs.ext4 -q "$dev"
 	mount "$dev" "$upper"
