@@ -366,13 +366,14 @@ impl request::Operations for LoopQueue {
     }
 }
 
-/// What a worker does with a request, decided while it reads the I/O state.
-enum Action {
-    /// Read or write the data at this byte position of the backing file (of this kind).
+/// What a worker does with a request, decided while it reads the I/O state (which `'a`, the
+/// borrow of the request, keeps stable).
+enum Action<'a> {
+    /// Read or write the data at this byte position of the backing file.
     ReadWrite {
         pos: u64,
         write: bool,
-        file: FileKind,
+        file: &'a BackingFile,
     },
     /// Hand it to the blocking path (flush, discard, write-zeroes).
     Blocking,
@@ -387,6 +388,17 @@ struct FileKind {
     nowait: bool,
     /// A block device (its writes take the inode lock shared: no writer contention).
     bdev: bool,
+}
+
+impl FileKind {
+    /// Read for each request: a block device's NOWAIT support follows its queue's limits,
+    /// which a device-mapper table reload may change while we are bound.
+    fn of(file: &BackingFile) -> Self {
+        FileKind {
+            nowait: file.supports_nowait(),
+            bdev: file.is_block_device(),
+        }
+    }
 }
 
 /// How a worker does a read or write.
@@ -408,17 +420,29 @@ enum Path {
     Blocking,
 }
 
-/// The way a read or write (`write`) is done, direct or buffered (`direct`), on a file of kind
-/// `file`, given what the engine has learnt: the file system refused a non-blocking buffered
-/// write (`no_nowait_writes`), and whether writes are in the blocking path now
-/// (`blocking_writes`).
-fn path(
+/// A read or write as [`path`] sees it.
+#[derive(Clone, Copy)]
+struct Rw {
     write: bool,
+    /// The device uses direct I/O (the command is AIO).
     direct: bool,
-    file: FileKind,
+}
+
+/// What the engine has learnt of the backing file's writes, as [`path`] sees it.
+#[derive(Clone, Copy)]
+struct Learnt {
+    /// The file system refused a non-blocking buffered write.
     no_nowait_writes: bool,
+    /// Writes are in the blocking path now.
     blocking_writes: bool,
-) -> Path {
+}
+
+/// The way a read or write is done on a file of kind `file`, given what the engine has learnt.
+fn path(Rw { write, direct }: Rw, file: FileKind, learnt: Learnt) -> Path {
+    let Learnt {
+        no_nowait_writes,
+        blocking_writes,
+    } = learnt;
     // A buffered write to a file that is not to be tried non-blocking (the file system has no
     // non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs) is done here. The
     // worker is the device's writer, so such writes do not contend for the inode lock; and
@@ -474,14 +498,8 @@ impl LoopDevice {
             blocking_write: false,
         };
         let engine = self.engine();
-        let worker = match engine.and_then(|e| e.writer().filter(|_| to_writer)) {
-            Some(writer) => {
-                Stats::inc(&self.stats.to_writer);
-                Some(writer)
-            }
-            None => engine.and_then(|e| e.queue(hw_queue)),
-        };
-        let Some(worker) = worker else {
+        let writer = engine.and_then(Engine::writer).filter(|_| to_writer);
+        let Some(worker) = writer.or_else(|| engine?.queue(hw_queue)) else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(
                 "rust_loop: a request reached loop{} without a worker\n",
@@ -489,6 +507,9 @@ impl LoopDevice {
             );
             return self.end(rq, BlkStatus::IOERR);
         };
+        if writer.is_some() {
+            Stats::inc(&self.stats.to_writer);
+        }
         worker.data().pending.push(rq);
     }
 
@@ -505,17 +526,19 @@ impl LoopDevice {
     /// [`LoopDevice::dispatch`], under the submitter's cgroups.
     fn dispatch_charged(&self, mut rq: Rq<LoopQueue>) {
         let (pos, write, file) = match self.decide(&rq, false) {
-            Action::ReadWrite { pos, write, file } => (pos, write, file),
+            Action::ReadWrite { pos, write, file } => (pos, write, FileKind::of(file)),
             Action::Blocking => return Self::punt(rq),
             Action::Done(res) => return self.end_other(rq, res),
         };
-        let path = path(
+        let rw = Rw {
             write,
-            rq.pdu().use_aio,
-            file,
-            self.stats.no_nowait_buffered_writes.load(Relaxed),
-            self.stats.blocking_writes.load(Relaxed) != 0,
-        );
+            direct: rq.pdu().use_aio,
+        };
+        let learnt = Learnt {
+            no_nowait_writes: self.stats.no_nowait_buffered_writes.load(Relaxed),
+            blocking_writes: self.stats.blocking_writes.load(Relaxed) != 0,
+        };
+        let path = path(rw, file, learnt);
         match path {
             Path::DirectNowait => {
                 rq.pdu().get_mut().nowait = true;
@@ -599,8 +622,9 @@ impl LoopDevice {
 
     /// [`LoopDevice::run_blocking`], under the submitter's cgroups.
     fn run_blocking_charged(&self, mut rq: Rq<LoopQueue>) {
+        let direct = rq.pdu().use_aio;
         match self.decide(&rq, true) {
-            Action::ReadWrite { pos, write, .. } if rq.pdu().use_aio => {
+            Action::ReadWrite { pos, write, .. } if direct => {
                 // Completes through `rw_complete`, which ends the blocking write.
                 Stats::inc(&self.stats.aio_blocking);
                 rq.rw_direct(&self.lock, pos, write, false);
@@ -633,7 +657,7 @@ impl LoopDevice {
     /// `do_req_filebacked`: with `blocking`, flush, discard and write-zeroes are done here
     /// (without, they are to go to the blocking path); reads and writes are returned to be done
     /// by the caller, which owns the request.
-    fn decide(&self, rq: &Rq<LoopQueue>, blocking: bool) -> Action {
+    fn decide<'a>(&'a self, rq: &'a Rq<LoopQueue>, blocking: bool) -> Action<'a> {
         let info = rq.info();
         let Some(io) = self.lock.io_view(rq) else {
             pr_warn_once!(
@@ -651,21 +675,16 @@ impl LoopDevice {
         let Some(pos) = (info.sector << SECTOR_SHIFT).checked_add(io.offset) else {
             return Action::Done(Err(EIO));
         };
-        // Read here, with the rest of the I/O state: the worker needs no second look.
-        let kind = || FileKind {
-            nowait: file.supports_nowait(),
-            bdev: file.is_block_device(),
-        };
         match info.op {
             ReqOp::Read => Action::ReadWrite {
                 pos,
                 write: false,
-                file: kind(),
+                file,
             },
             ReqOp::Write => Action::ReadWrite {
                 pos,
                 write: true,
-                file: kind(),
+                file,
             },
             ReqOp::Flush | ReqOp::WriteZeroes { .. } | ReqOp::Discard if !blocking => {
                 Action::Blocking
@@ -933,6 +952,28 @@ mod tests {
         );
     }
 
+    const fn rw(write: bool, direct: bool) -> Rw {
+        Rw { write, direct }
+    }
+    /// Nothing learnt yet; blocking writes outstanding; non-blocking buffered writes refused;
+    /// both.
+    const FRESH: Learnt = Learnt {
+        no_nowait_writes: false,
+        blocking_writes: false,
+    };
+    const BUSY: Learnt = Learnt {
+        no_nowait_writes: false,
+        blocking_writes: true,
+    };
+    const REFUSED: Learnt = Learnt {
+        no_nowait_writes: true,
+        blocking_writes: false,
+    };
+    const REFUSED_BUSY: Learnt = Learnt {
+        no_nowait_writes: true,
+        blocking_writes: true,
+    };
+
     const EXT4: FileKind = FileKind {
         nowait: true,
         bdev: false,
@@ -954,13 +995,13 @@ mod tests {
     #[test]
     fn direct_io_is_tried_nowait_where_the_file_takes_it() {
         for write in [false, true] {
-            assert_eq!(path(write, true, EXT4, false, false), Path::DirectNowait);
-            assert_eq!(path(write, true, BDEV, false, false), Path::DirectNowait);
+            assert_eq!(path(rw(write, true), EXT4, FRESH), Path::DirectNowait);
+            assert_eq!(path(rw(write, true), BDEV, FRESH), Path::DirectNowait);
             // No NOWAIT at all: submitted in the worker, as loop.c does.
-            assert_eq!(path(write, true, TMPFS, false, false), Path::DirectHere);
-            assert_eq!(path(write, true, TMPFS, true, true), Path::DirectHere);
+            assert_eq!(path(rw(write, true), TMPFS, FRESH), Path::DirectHere);
+            assert_eq!(path(rw(write, true), TMPFS, REFUSED_BUSY), Path::DirectHere);
             assert_eq!(
-                path(write, true, BDEV_BLOCKING, false, false),
+                path(rw(write, true), BDEV_BLOCKING, FRESH),
                 Path::DirectHere
             );
         }
@@ -969,40 +1010,36 @@ mod tests {
     #[test]
     fn writes_to_a_file_skip_nowait_while_blocking_writes_run() {
         // Ming Lei's heuristic: file writes only, never reads, never a block device.
-        assert_eq!(path(true, true, EXT4, false, true), Path::Blocking);
-        assert_eq!(path(true, false, EXT4, false, true), Path::Blocking);
-        assert_eq!(path(false, true, EXT4, false, true), Path::DirectNowait);
-        assert_eq!(path(true, true, BDEV, false, true), Path::DirectNowait);
-        assert_eq!(path(false, false, EXT4, false, true), Path::BufferedNowait);
+        assert_eq!(path(rw(true, true), EXT4, BUSY), Path::Blocking);
+        assert_eq!(path(rw(true, false), EXT4, BUSY), Path::Blocking);
+        assert_eq!(path(rw(false, true), EXT4, BUSY), Path::DirectNowait);
+        assert_eq!(path(rw(true, true), BDEV, BUSY), Path::DirectNowait);
+        assert_eq!(path(rw(false, false), EXT4, BUSY), Path::BufferedNowait);
     }
 
     #[test]
     fn buffered_writes_to_a_file_without_nowait_writes_are_done_here() {
         // ext4 once it refused a non-blocking buffered write, tmpfs always; outstanding
         // blocking writes do not send them to the workqueue.
-        for blocking in [false, true] {
-            assert_eq!(path(true, false, EXT4, true, blocking), Path::BufferedHere);
-            assert_eq!(
-                path(true, false, TMPFS, false, blocking),
-                Path::BufferedHere
-            );
+        for learnt in [REFUSED, REFUSED_BUSY] {
+            assert_eq!(path(rw(true, false), EXT4, learnt), Path::BufferedHere);
+        }
+        for learnt in [FRESH, BUSY, REFUSED, REFUSED_BUSY] {
+            assert_eq!(path(rw(true, false), TMPFS, learnt), Path::BufferedHere);
         }
         // Before the refusal, ext4 is tried non-blocking.
-        assert_eq!(path(true, false, EXT4, false, false), Path::BufferedNowait);
+        assert_eq!(path(rw(true, false), EXT4, FRESH), Path::BufferedNowait);
         // Reads are not writes: what learnt of writes does not apply.
-        assert_eq!(path(false, false, EXT4, true, false), Path::BufferedNowait);
-        assert_eq!(path(false, false, TMPFS, false, false), Path::Blocking);
+        assert_eq!(path(rw(false, false), EXT4, REFUSED), Path::BufferedNowait);
+        assert_eq!(path(rw(false, false), TMPFS, FRESH), Path::Blocking);
         // A block device's buffered writes take the lock shared: tried non-blocking.
-        assert_eq!(path(true, false, BDEV, true, true), Path::BufferedNowait);
+        assert_eq!(
+            path(rw(true, false), BDEV, REFUSED_BUSY),
+            Path::BufferedNowait
+        );
         // One that takes no NOWAIT: the blocking path.
-        assert_eq!(
-            path(true, false, BDEV_BLOCKING, false, false),
-            Path::Blocking
-        );
-        assert_eq!(
-            path(false, false, BDEV_BLOCKING, false, false),
-            Path::Blocking
-        );
+        assert_eq!(path(rw(true, false), BDEV_BLOCKING, FRESH), Path::Blocking);
+        assert_eq!(path(rw(false, false), BDEV_BLOCKING, FRESH), Path::Blocking);
     }
 
     #[test]
