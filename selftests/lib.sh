@@ -246,7 +246,38 @@ lt_cleanup() {
 		rmmod scsi_debug 2>/dev/null || true
 	fi
 }
-trap lt_cleanup EXIT
+
+# lt_on_exit [--first] CMD: a cleanup step (a command line) for when the test exits: after
+# lt_cleanup (so nothing uses what it removes any more: a device-mapper table under a loop
+# device, a cgroup), or with --first before it (a setting lt_cleanup itself depends on, as
+# udev's queue). Last registered runs first. Write steps that undo only what exists. A step
+# that fails fails a test that passed (it left state behind for the next test) and is only
+# noted for one that failed or skipped, whose result it must not replace: in an EXIT trap
+# under `set -e` a failing command would become the test's exit status.
+LT_EXIT_FIRST=()
+LT_EXIT_AFTER=()
+lt_on_exit() {
+	if [ "$1" = --first ]; then
+		LT_EXIT_FIRST=("$2" "${LT_EXIT_FIRST[@]}")
+	else
+		LT_EXIT_AFTER=("$1" "${LT_EXIT_AFTER[@]}")
+	fi
+}
+# shellcheck disable=SC2317 # the EXIT trap
+lt_exit() {
+	local rc=$? step
+	set +e
+	for step in "${LT_EXIT_FIRST[@]}" lt_cleanup "${LT_EXIT_AFTER[@]}"; do
+		eval "$step" && continue
+		echo "# cleanup step failed: $step"
+		if [ "$rc" = 0 ]; then
+			echo "# FAIL: the test left state behind (see the step above)"
+			rc=$KSFT_FAIL
+		fi
+	done
+	exit "$rc"
+}
+trap lt_exit EXIT
 
 # shellcheck disable=SC2119
 lt_load

@@ -18,8 +18,9 @@ done
 echo "+io +memory" >"$cg/cgroup.subtree_control"
 a=$cg/rl-a.$$
 b=$cg/rl-b.$$
+lt_on_exit "[ ! -d $a ] || rmdir $a"
+lt_on_exit "[ ! -d $b ] || rmdir $b"
 mkdir "$a" "$b"
-trap 'lt_cleanup; rmdir "$a" "$b" 2>/dev/null' EXIT
 # The backing disk: the one under the test's directory.
 src=$(findmnt -no SOURCE --target "$LT_WORK")
 majmin=$(cat "/sys/class/block/$(basename "$src")/dev")

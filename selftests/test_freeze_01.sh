@@ -32,9 +32,11 @@ if [ "$LT_DRIVER" = rust ]; then
 	lt_log "$found worker thread(s) of loop$n are freezable"
 fi
 
-old_delay=$(cat /sys/module/suspend/parameters/pm_test_delay 2>/dev/null || echo 5)
-echo 1 >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null || true
-trap 'echo none >/sys/power/pm_test; echo "$old_delay" >/sys/module/suspend/parameters/pm_test_delay 2>/dev/null; lt_cleanup' EXIT
+delay=/sys/module/suspend/parameters/pm_test_delay
+old_delay=$(cat $delay 2>/dev/null || echo 5)
+echo 1 >$delay 2>/dev/null || true
+lt_on_exit --first 'echo none >/sys/power/pm_test'
+lt_on_exit --first "[ ! -e $delay ] || echo $old_delay >$delay"
 echo freezer >/sys/power/pm_test
 stop=$LT_WORK/stop
 # in_flight: requests on the device now (or fio gone, which its wait below reports). Called

@@ -18,7 +18,8 @@ lt_sparse "$LT_WORK/img2" 32M
 losetup /dev/loop0 "$LT_WORK/img"
 losetup /dev/loop2 /dev/loop0
 udevadm settle
-trap 'udevadm control --start-exec-queue; lt_cleanup' EXIT
+# Before lt_cleanup, whose `udevadm settle` would wait for a stopped queue.
+lt_on_exit --first 'udevadm control --start-exec-queue'
 udevadm control --stop-exec-queue
 start=$(date +%s)
 # Without address-space randomization: some arguments are pointers, whose values (truncated to

@@ -10,7 +10,9 @@
 lt_need dmsetup
 
 sd=$(lt_scsi_debug dev_size_mb=32)
-trap 'lt_cleanup; udevadm settle; dmsetup remove rl-delay 2>/dev/null; rmmod scsi_debug 2>/dev/null || true' EXIT
+# The table sits on scsi_debug, so lt_cleanup cannot unload it: both go once the loop devices have.
+lt_on_exit 'udevadm settle; [ ! -d /sys/module/scsi_debug ] || rmmod scsi_debug'
+lt_on_exit 'udevadm settle; [ ! -e /dev/mapper/rl-delay ] || dmsetup remove --retry rl-delay'
 modprobe dm-delay 2>/dev/null || true
 sectors=$(blockdev --getsz "$sd")
 dmsetup create rl-delay --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"
