@@ -237,12 +237,12 @@ lt_cleanup() {
 	done
 	if lt_loaded; then
 		losetup -D 2>/dev/null || true
-		udevadm settle
+		udevadm settle || return
 	fi
 	# The backing disk of lt_scsi_debug, once nothing uses it (a test that stacked something
 	# else on it, device-mapper say, removes that and unloads it itself).
 	if [ -d /sys/module/scsi_debug ]; then
-		udevadm settle
+		udevadm settle || return
 		rmmod scsi_debug 2>/dev/null || true
 	fi
 }
@@ -253,7 +253,8 @@ lt_cleanup() {
 # udev's queue). Last registered runs first. Write steps that undo only what exists. A step
 # that fails fails a test that passed (it left state behind for the next test) and is only
 # noted for one that failed or skipped, whose result it must not replace: in an EXIT trap
-# under `set -e` a failing command would become the test's exit status.
+# under `set -e` a failing command would become the test's exit status. (A step must not
+# call `exit`: that ends the cleanup and gives its status.)
 LT_EXIT_FIRST=()
 LT_EXIT_AFTER=()
 lt_on_exit() {
@@ -266,7 +267,8 @@ lt_on_exit() {
 # shellcheck disable=SC2317 # the EXIT trap
 lt_exit() {
 	local rc=$? step
-	set +e
+	# A step that fails, or reads an unset variable, must not end the cleanup.
+	set +eu
 	for step in "${LT_EXIT_FIRST[@]}" lt_cleanup "${LT_EXIT_AFTER[@]}"; do
 		eval "$step" && continue
 		echo "# cleanup step failed: $step"

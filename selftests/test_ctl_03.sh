@@ -48,7 +48,7 @@ lt_unload || lt_fail "unload failed"
 # would load loop.ko (the char-major-10-237 alias).
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 old_modprobe=$(cat /proc/sys/kernel/modprobe)
-lt_on_exit --first "echo $old_modprobe >/proc/sys/kernel/modprobe"
+lt_on_exit "echo $old_modprobe >/proc/sys/kernel/modprobe"
 echo /bin/true >/proc/sys/kernel/modprobe
 python3 - <<'PY' &
 import fcntl, os
