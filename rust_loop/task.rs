@@ -6,8 +6,6 @@
 //! - [`ModuleRef`]: one reference on this module, put exactly once (on drop).
 //! - [`IoTaskFlags`]: `PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE` set on the current task for the
 //!   guard's life; `!Send`, so it is restored on the task that set it.
-//! - [`plugged`]: a block plug on the current task around a closure; the plug lives in
-//!   `plugged`'s frame, so it cannot move or outlive the closure.
 //!
 //! C headers: [`include/linux/module.h`](srctree/include/linux/module.h),
 //! [`include/linux/capability.h`](srctree/include/linux/capability.h),
@@ -18,7 +16,7 @@
     clippy::multiple_unsafe_ops_per_block
 )]
 
-use core::{marker::PhantomData, mem::MaybeUninit};
+use core::marker::PhantomData;
 use kernel::{bindings, ffi::c_int};
 
 use crate::helpers;
@@ -82,19 +80,6 @@ impl Drop for IoTaskFlags {
         // SAFETY: Restores the two flags `set` changed, on the task that changed them.
         unsafe { helpers::rust_loop_io_flags_restore(self.old) };
     }
-}
-
-/// Runs `f` with a block plug on the current task (`blk_start_plug` / `blk_finish_plug`): the
-/// I/O `f` submits reaches the devices as one batch when it returns.
-pub(crate) fn plugged<R>(f: impl FnOnce() -> R) -> R {
-    let mut plug = MaybeUninit::<bindings::blk_plug>::uninit();
-    // SAFETY: `plug` stays in this frame, unmoved, until `blk_finish_plug` below;
-    // `blk_start_plug` initialises it.
-    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
-    let r = f();
-    // SAFETY: Paired with the start above, on the same task (this frame).
-    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
-    r
 }
 
 /// The number of CPUs online now.
