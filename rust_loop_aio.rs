@@ -443,11 +443,14 @@ struct Learnt {
 }
 
 /// The way a read or write is done on a file of kind `file`, given what the engine has learnt.
-fn path(Rw { write, direct }: Rw, file: FileKind, learnt: Learnt) -> Path {
-    let Learnt {
+fn path(
+    Rw { write, direct }: Rw,
+    file: FileKind,
+    Learnt {
         no_nowait_writes,
         blocking_writes,
-    } = learnt;
+    }: Learnt,
+) -> Path {
     // A buffered write to a file that is not to be tried non-blocking (the file system has no
     // non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs) is done here. The
     // worker is the device's writer, so such writes do not contend for the inode lock; and
@@ -681,14 +684,9 @@ impl LoopDevice {
             return Action::Done(Err(EIO));
         };
         match info.op {
-            ReqOp::Read => Action::ReadWrite {
+            ReqOp::Read | ReqOp::Write => Action::ReadWrite {
                 pos,
-                write: false,
-                file,
-            },
-            ReqOp::Write => Action::ReadWrite {
-                pos,
-                write: true,
+                write: info.op == ReqOp::Write,
                 file,
             },
             ReqOp::Flush | ReqOp::WriteZeroes { .. } | ReqOp::Discard if !blocking => {
