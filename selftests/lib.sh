@@ -239,12 +239,23 @@ lt_cleanup() {
 		losetup -D 2>/dev/null || true
 		udevadm settle || return
 	fi
-	# The backing disk of lt_scsi_debug, once nothing uses it (a test that stacked something
-	# else on it, device-mapper say, removes that and unloads it itself).
-	if [ -d /sys/module/scsi_debug ]; then
-		udevadm settle || return
-		rmmod scsi_debug 2>/dev/null || true
-	fi
+	# The backing disk of lt_scsi_debug, once nothing uses it. Something stacked on it (a
+	# device-mapper table) keeps it: lt_exit tries again after the test's own cleanup steps.
+	lt_scsi_debug_unload 2>/dev/null || true
+}
+
+# lt_scsi_debug_unload: unload lt_scsi_debug's module if it is loaded.
+lt_scsi_debug_unload() {
+	[ -d /sys/module/scsi_debug ] || return 0
+	udevadm settle && rmmod scsi_debug
+}
+
+# lt_dm_on_exit NAME: the cleanup of a device-mapper table the test creates: resumed before
+# lt_cleanup (a test stopped between a suspend and its resume would leave the cleanup's I/O
+# hanging), removed after it (once no loop device uses it).
+lt_dm_on_exit() {
+	lt_on_exit --first "! dmsetup info $1 >/dev/null 2>&1 || dmsetup resume $1"
+	lt_on_exit "udevadm settle; ! dmsetup info $1 >/dev/null 2>&1 || dmsetup remove --retry $1"
 }
 
 # lt_on_exit [--first] CMD: a cleanup step (a command line) for when the test exits: after
@@ -269,7 +280,7 @@ lt_exit() {
 	local rc=$? step
 	# A step that fails, or reads an unset variable, must not end the cleanup.
 	set +eu
-	for step in "${LT_EXIT_FIRST[@]}" lt_cleanup "${LT_EXIT_AFTER[@]}"; do
+	for step in "${LT_EXIT_FIRST[@]}" lt_cleanup "${LT_EXIT_AFTER[@]}" lt_scsi_debug_unload; do
 		eval "$step" && continue
 		echo "# cleanup step failed: $step"
 		if [ "$rc" = 0 ]; then

@@ -8,11 +8,7 @@
 lt_need dmsetup
 
 sd=$(lt_scsi_debug dev_size_mb=32)
-# The table sits on scsi_debug, so lt_cleanup cannot unload it: both go once the loop devices have.
-lt_on_exit 'udevadm settle; [ ! -d /sys/module/scsi_debug ] || rmmod scsi_debug'
-lt_on_exit 'udevadm settle; ! dmsetup info rl-fault >/dev/null 2>&1 || dmsetup remove --retry rl-fault'
-# A test that stops between a suspend and its resume would leave the cleanup's I/O hanging.
-lt_on_exit --first '! dmsetup info rl-fault >/dev/null 2>&1 || dmsetup resume rl-fault'
+lt_dm_on_exit rl-fault
 modprobe dm-mod 2>/dev/null || true
 sectors=$(blockdev --getsz "$sd")
 dmsetup create rl-fault --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"

@@ -20,10 +20,7 @@ lt_need e2fsck
 
 name=rl-flush
 sd=$(lt_scsi_debug dev_size_mb=192)
-# A table left suspended would hang the cleanup's unmounts: resumed first. Every step may fail
-# here (a failing command in an EXIT trap would become the test's result).
-trap 'dmsetup resume "$name" 2>/dev/null || true; lt_cleanup; udevadm settle || true
-	dmsetup remove --retry "$name" 2>/dev/null || true; rmmod scsi_debug 2>/dev/null || true' EXIT
+lt_dm_on_exit $name
 modprobe dm-mod 2>/dev/null || true
 modprobe dm-flakey 2>/dev/null || true
 sectors=$(blockdev --getsz "$sd")
