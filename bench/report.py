@@ -33,7 +33,7 @@ RATIOS = [("rust/C, DIO on", "rust-dio", "c-dio"),
           ("rust DIO on / raw", "rust-dio", "raw"),
           ("rust DIO on/off", "rust-dio", "rust-buf"),
           ("loop.ko DIO on/off", "c-dio", "c-buf")]
-ENGINE = ["to_writer", "aio_nowait", "aio_blocking", "buffered_nowait", "buffered_blocking",
+ENGINE = ["to_shared", "aio_nowait", "aio_blocking", "buffered_nowait", "buffered_blocking",
           "eagain_fallbacks", "blocking_path", "requeued"]
 
 

@@ -6,8 +6,9 @@
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path;
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
-# - buffered writes to a file go to the one writer worker rust_loopN-w (any CPU), direct I/O
-#   writes stay on their queue;
+# - buffered writes to a file go to the one shared worker rust_loopN-s (any CPU); a lone direct
+#   I/O write stays on its queue; reads and writes that find the device busy (another request
+#   in flight, here fio at QD16) go to the shared worker; with one queue there is none;
 # - flushes go to the blocking path.
 # loop.ko has none of this (one queue, one workqueue): rust_loop only.
 . "$(dirname "$0")/lib.sh"
@@ -66,26 +67,43 @@ dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
 a1=$(stat "$dev" aio_nowait)
 [ $((a1 - a0)) -ge 64 ] || lt_fail "64 direct reads: $((a1 - a0)) submitted non-blocking"
 
-# Buffered writes to a file, from whatever CPU, are done by the device's one writer worker
-# rust_loopN-w, which may run on any CPU (the file system serializes them on the inode lock
-# anyway); direct I/O writes stay on their queue. With one queue, its worker is the writer.
+# Buffered writes to a file, from whatever CPU, are done by the device's one shared worker
+# rust_loopN-s, which may run on any CPU (the file system serializes them on the inode lock
+# anyway); a lone direct I/O write stays on its queue. With one queue, its worker does all.
+# udev must not read the device meanwhile (its watch rule does after a writer's close): its
+# reads would make the device busy, which sends requests to the shared worker too.
+lt_on_exit --first 'udevadm control --start-exec-queue'
+udevadm settle
+udevadm control --stop-exec-queue
 last=$(($(nproc) - 1))
 losetup --direct-io=off "$dev"
-w0=$(stat "$dev" to_writer)
+w0=$(stat "$dev" to_shared)
 taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
-w1=$(stat "$dev" to_writer)
+w1=$(stat "$dev" to_shared)
 if [ "$queues" -gt 1 ]; then
-	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the writer worker"
+	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the shared worker"
 	# Not bound to a queue's CPUs: those of any kthread (kthreadd's, which kthreads inherit).
-	lt_eq "$(worker_cpus "$n" w)" "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/2/status)" \
-		"CPUs of the writer worker rust_loop$n-w"
+	lt_eq "$(worker_cpus "$n" s)" "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/2/status)" \
+		"CPUs of the shared worker rust_loop$n-s"
 else
-	lt_eq "$((w1 - w0))" 0 "writes sent to a writer worker with one queue"
+	lt_eq "$((w1 - w0))" 0 "writes sent to a shared worker with one queue"
 fi
 losetup --direct-io=on "$dev"
-w0=$(stat "$dev" to_writer)
+w0=$(stat "$dev" to_shared)
 taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
-lt_eq "$(($(stat "$dev" to_writer) - w0))" 0 "direct I/O writes sent to the writer worker"
+lt_eq "$(($(stat "$dev" to_shared) - w0))" 0 "lone direct I/O writes sent to the shared worker"
+# A busy device: at QD16, nearly every read finds others in flight.
+w0=$(stat "$dev" to_shared)
+fio --name=busy --filename="$dev" --direct=1 --rw=randread --bs=4k --ioengine=libaio \
+	--iodepth=16 --size=1m --io_size=4m --output=/dev/null ||
+	lt_fail "fio at QD16 on $dev failed"
+w1=$(stat "$dev" to_shared)
+if [ "$queues" -gt 1 ]; then
+	[ $((w1 - w0)) -ge 512 ] || lt_fail "1024 reads at QD16: $((w1 - w0)) sent to the shared worker"
+else
+	lt_eq "$((w1 - w0))" 0 "reads sent to a shared worker with one queue"
+fi
+udevadm control --start-exec-queue
 zeroes=$(head -c 262144 /dev/zero | sha256sum | cut -d' ' -f1)
 lt_eq "$(lt_sum "$dev" 262144)" "$zeroes" "the written zeroes, read through the device"
 lt_eq "$(lt_sum "$img" 262144)" "$zeroes" "the written zeroes, in the backing file"
