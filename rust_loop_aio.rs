@@ -4,22 +4,22 @@
 //! non-blocking first attempt: `queue_rq` marks each read and write for AIO when the device uses
 //! direct I/O (never flush, discard or write-zeroes) and hands the request to the kthread worker
 //! of its hardware queue (a buffered write to a file, or a read or write while the device has
-//! others in flight: to the device's one shared worker); the
-//! worker either submits an async `IOCB_DIRECT` kiocb over the
-//! request's own bio_vecs (no page pinning, no double page cache, no blocking of the worker) or
-//! runs the buffered read/write loop; flush is `vfs_fsync`, discard and write-zeroes are
+//! others in flight: to the device's one shared worker); the worker either submits an async
+//! `IOCB_DIRECT` kiocb over the request's own bio_vecs (no page pinning, no double page cache)
+//! or runs the buffered read/write loop; flush is `vfs_fsync`, discard and write-zeroes are
 //! `fallocate`; the completion policy decides how each request ends.
 //!
 //! The engine (see the README's Architecture): one kthread worker per hardware queue, on the
 //! CPUs of that queue, drains the queue's list of requests in batches without a block plug
 //! (measured: see `HwQueue::run`); so does the shared worker, on any CPU (see [`Engine`]). It
 //! never calls the backing file from `queue_rq` (upstream's lesson from the reverted
-//! NOWAIT-in-`queue_rq` series) and blocks on one request while others wait only where loop.c
-//! does and that measured faster (direct writes to a file, see [`path`]): reads and
-//! other writes are first tried with `IOCB_NOWAIT` where the file supports it (page-cache hits
-//! and direct reads complete there); what would block (`EAGAIN`, returned or from the kiocb
-//! completion), flushes, discards and write-zeroes go to a per-command work item on the
-//! device's unbound, freezable workqueue, so a slow request blocks only itself.
+//! NOWAIT-in-`queue_rq` series). Where the file supports it, reads and writes are first tried
+//! with `IOCB_NOWAIT` (page-cache hits complete there, direct reads are submitted there); what
+//! would block (`EAGAIN`, returned or from the kiocb completion), flushes, discards and
+//! write-zeroes go to a per-command work item on the device's unbound, freezable workqueue, so
+//! a slow request blocks only itself. The worker itself does, as loop.c does, what may block:
+//! direct writes to a file (measured, see [`path`]), direct I/O to a file or device without
+//! NOWAIT support, and buffered writes to a file system without non-blocking buffered writes.
 //!
 //! Ownership of a request, end to end: `queue_rq` receives the [`Rq`] and pushes it on the
 //! worker's list; the worker takes it off and either ends it, gives it to the async kiocb
@@ -44,7 +44,7 @@ use crate::{
     file::{eopnotsupp, BackingFile, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE},
     kworker::{KWorker, Work},
     request::{self, BlkStatus, ReqOp, Rq, RqList, RwResult},
-    task::IoTaskFlags,
+    task::{self, IoTaskFlags},
     workqueue::WorkQueue,
     LoState, LoopDevice, LoopQueue,
 };
@@ -91,12 +91,12 @@ pub(crate) struct Stats {
     err_io: Atomic<u64>,
     err_nospc: Atomic<u64>,
     err_notsupp: Atomic<u64>,
-    /// Writes in the blocking path now (Ming Lei's heuristic: while any is outstanding, writes
-    /// are not tried non-blocking, as on a sparse file they would mostly fail).
+    /// Writes in the blocking path now (Ming Lei's heuristic: while any is outstanding, buffered
+    /// writes to a file are not tried non-blocking, as they would mostly fail).
     blocking_writes: Atomic<i64>,
     /// The backing file system refused a non-blocking buffered write (`EOPNOTSUPP`, ext4):
-    /// buffered writes are then done in the worker directly (the shared one, for a file), as loop.c
-    /// does, instead of costing a work item each.
+    /// buffered writes are then done in the worker directly (the shared one, for a file), as
+    /// loop.c does, instead of costing a work item each.
     no_nowait_buffered_writes: Atomic<bool>,
 }
 
@@ -133,7 +133,7 @@ impl Stats {
     /// are read apart, so the answer may be stale; it only decides which worker runs a request).
     fn busy(&self) -> bool {
         let ended = self.ended.load(Relaxed);
-        self.dispatched.load(Relaxed).wrapping_sub(ended) > 1
+        self.dispatched.load(Relaxed).saturating_sub(ended) > 1
     }
 
     /// A new backing file (the queue is frozen): what was learnt of the old one's file system
@@ -195,6 +195,9 @@ impl Work for HwQueue {
             if let Some(dev) = &dev {
                 dev.dispatch(rq);
             }
+            // As loop_process_work(): the batch may be long (the shared worker's takes requests
+            // of every queue).
+            task::cond_resched();
         }
     }
 }
@@ -214,13 +217,14 @@ impl Work for HwQueue {
 ///   through one worker.
 /// - Reads and writes that find the device busy (another request in flight): on its queue, such
 ///   a request waits for the worker that shares the submitter's CPU, which runs when the
-///   submitter yields; the shared worker runs on whichever CPU is free and drains more per
-///   wake-up. Measured on 2 CPUs (three boots, 3-4 interleaved repetitions each, medians):
-///   4 psync random readers on a file in RAM at 1.14-1.32 of loop.ko's IOPS this way, 0.95-1.04
-///   on their queues; random reads at QD32 on virtio 0.83-1.01 vs 0.70-0.86, with fewer
-///   context switches per I/O.
+///   submitter yields; the shared worker runs on whichever CPU is free. Measured on 2 CPUs
+///   (three boots, 3-4 interleaved repetitions each, medians; within a boot the min-max ranges
+///   overlap): 4 psync random readers on a file in RAM at 1.11-1.32 of loop.ko's IOPS this way,
+///   0.93-1.04 on their queues; random reads at QD32 on virtio 0.83-1.01 vs 0.70-0.86.
 ///
-/// With one hardware queue, that queue's worker (all CPUs are its) does all of this.
+/// With one hardware queue, that queue's worker (all CPUs are its) does all of this. Not
+/// measured beyond 2 CPUs: with many queues, the shared worker serializes a busy device's I/O
+/// submission as loop.c's one worker (per cgroup) does all of it.
 pub(crate) struct Engine {
     // Dropped first, then the shared worker: a worker may still hand a request to the
     // workqueue.
@@ -432,8 +436,9 @@ enum Path {
     /// The async direct kiocb with `IOCB_NOWAIT`: what would block comes back (`EAGAIN`, in
     /// the completion) and goes to the blocking path.
     DirectNowait,
-    /// The async direct kiocb, submitted here even if it blocks (a file system without NOWAIT:
-    /// loop.c's way; direct I/O submission mostly queues and returns).
+    /// The async direct kiocb, submitted here even if it blocks (a direct write to a file, or a
+    /// file or device without NOWAIT: loop.c's way; direct I/O submission mostly queues and
+    /// returns).
     DirectHere,
     /// A buffered attempt that moves what it can without blocking (page-cache hits); the rest
     /// goes to the blocking path.
@@ -476,10 +481,11 @@ fn path(
     // invalidated: `EAGAIN`), and once writes were in the blocking path, Ming Lei's heuristic
     // below sent every following one there (at depth, one is always outstanding): a work item
     // per write. Measured (ext4 on virtio, after buffered I/O to the file; one boot, 4
-    // interleaved repetitions, medians): sequential writes at QD16 at 0.70 of loop.ko's IOPS
-    // with 1.85 context switches per I/O that way, 0.87 with 0.84 (loop.ko 1.16) submitted
-    // here; random writes at QD32 0.76 vs 0.93. A block device takes its writes without the
-    // exclusive inode lock, and they stay non-blocking first.
+    // interleaved repetitions, medians; the min-max ranges overlap): sequential writes at QD16
+    // at 0.67 of loop.ko's IOPS with 1.85 context switches per I/O that way, 0.83 with 0.84
+    // (loop.ko 1.10) submitted here; random writes at QD32 0.75 vs 0.93. A block device's
+    // direct writes stay non-blocking first: the heuristic never applies to them, so an
+    // `EAGAIN` costs that write a work item, not a cascade (not measured here).
     if write && direct && !file.bdev {
         return Path::DirectHere;
     }

@@ -142,6 +142,11 @@ unsigned int rust_loop_nr_cpu_ids(void)
 	return nr_cpu_ids;
 }
 
+void rust_loop_cond_resched(void)
+{
+	cond_resched();
+}
+
 int rust_loop_mutex_lock_killable(struct mutex *lock)
 {
 	return mutex_lock_killable(lock);

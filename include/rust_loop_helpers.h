@@ -45,6 +45,8 @@ void rust_loop_init_work(struct work_struct *work, rust_loop_work_fn fn);
 bool rust_loop_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 unsigned int rust_loop_num_online_cpus(void);
 unsigned int rust_loop_nr_cpu_ids(void);
+/* cond_resched() is a macro (sched.h). */
+void rust_loop_cond_resched(void);
 bool rust_loop_bdev_file_nowait(struct file *file);
 bool rust_loop_can_associate(void);
 

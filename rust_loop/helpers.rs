@@ -30,6 +30,7 @@ extern "C" {
     ) -> bool;
     pub(crate) fn rust_loop_num_online_cpus() -> c_uint;
     pub(crate) fn rust_loop_nr_cpu_ids() -> c_uint;
+    pub(crate) fn rust_loop_cond_resched();
     pub(crate) fn rust_loop_bdev_file_nowait(file: *mut bindings::file) -> bool;
     pub(crate) fn rust_loop_can_associate() -> bool;
     pub(crate) fn rust_loop_hw_queue_cpumask(

@@ -82,6 +82,15 @@ impl Drop for IoTaskFlags {
     }
 }
 
+/// Lets another task run if one is due (`cond_resched`): a worker's long batch must not hold
+/// its CPU on a kernel without full preemption. It may sleep: process context only (in atomic
+/// context the kernel reports it, as it does for the C call).
+pub(crate) fn cond_resched() {
+    // SAFETY: `cond_resched` has no precondition a caller could break to cause undefined
+    // behaviour: it schedules only where the preemption count allows, and reports the rest.
+    unsafe { helpers::rust_loop_cond_resched() };
+}
+
 /// The number of CPUs online now.
 pub(crate) fn online_cpus() -> u32 {
     // SAFETY: Reads the weight of the online mask.

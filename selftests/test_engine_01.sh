@@ -7,13 +7,15 @@
 #   attempt; one that misses falls back to the blocking path;
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
 # - buffered writes to a file go to the one shared worker rust_loopN-s (any CPU); a lone direct
-#   I/O write stays on its queue; reads and writes that find the device busy (another request
-#   in flight, here fio at QD16) go to the shared worker; with one queue there is none;
+#   I/O write stays on its queue and is submitted blocking (not IOCB_NOWAIT), as loop.c does;
+#   reads and writes that find the device busy (another request in flight, here fio at QD16)
+#   go to the shared worker; with one queue there is none;
 # - flushes go to the blocking path.
 # loop.ko has none of this (one queue, one workqueue): rust_loop only.
 . "$(dirname "$0")/lib.sh"
 
 [ "$LT_DRIVER" = rust ] || lt_skip "rust_loop's engine (loop.ko has one queue and one workqueue)"
+lt_need fio
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 # stat DEV NAME: one counter.
 stat() { awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"; }
@@ -90,19 +92,26 @@ else
 fi
 losetup --direct-io=on "$dev"
 w0=$(stat "$dev" to_shared)
+a0=$(stat "$dev" aio_blocking)
+n0=$(stat "$dev" aio_nowait)
 taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
 lt_eq "$(($(stat "$dev" to_shared) - w0))" 0 "lone direct I/O writes sent to the shared worker"
-# A busy device: at QD16, nearly every read finds others in flight.
-w0=$(stat "$dev" to_shared)
-fio --name=busy --filename="$dev" --direct=1 --rw=randread --bs=4k --ioengine=libaio \
-	--iodepth=16 --size=1m --io_size=4m --output=/dev/null ||
-	lt_fail "fio at QD16 on $dev failed"
-w1=$(stat "$dev" to_shared)
-if [ "$queues" -gt 1 ]; then
-	[ $((w1 - w0)) -ge 512 ] || lt_fail "1024 reads at QD16: $((w1 - w0)) sent to the shared worker"
-else
-	lt_eq "$((w1 - w0))" 0 "reads sent to a shared worker with one queue"
-fi
+lt_eq "$(($(stat "$dev" aio_blocking) - a0))" 64 "direct writes to a file submitted blocking"
+lt_eq "$(($(stat "$dev" aio_nowait) - n0))" 0 "direct writes to a file submitted IOCB_NOWAIT"
+# A busy device: at QD16, nearly every read and write finds others in flight (past the
+# zeroes checked below).
+for rw in randread randwrite; do
+	w0=$(stat "$dev" to_shared)
+	out=$(fio --name=busy --filename="$dev" --direct=1 --rw=$rw --bs=4k --ioengine=libaio \
+		--iodepth=16 --offset=1m --size=1m --io_size=4m 2>&1) || lt_fail "fio $rw at QD16 on $dev failed: $out"
+	w1=$(stat "$dev" to_shared)
+	if [ "$queues" -gt 1 ]; then
+		[ $((w1 - w0)) -ge 512 ] ||
+			lt_fail "1024 requests ($rw) at QD16: $((w1 - w0)) sent to the shared worker"
+	else
+		lt_eq "$((w1 - w0))" 0 "requests ($rw) sent to a shared worker with one queue"
+	fi
+done
 udevadm control --start-exec-queue
 zeroes=$(head -c 262144 /dev/zero | sha256sum | cut -d' ' -f1)
 lt_eq "$(lt_sum "$dev" 262144)" "$zeroes" "the written zeroes, read through the device"
