@@ -35,7 +35,6 @@ RATIOS = [("rust/C, DIO on", "rust-dio", "c-dio"),
           ("loop.ko DIO on/off", "c-dio", "c-buf")]
 ENGINE = ["to_shared", "aio_nowait", "aio_blocking", "buffered_nowait", "buffered_blocking",
           "eagain_fallbacks", "blocking_path", "requeued"]
-OLD_NAMES = {"to_shared": "to_writer"}
 
 
 RUNS = []
@@ -151,8 +150,7 @@ def engine_table(runs):
         n = statistics.median(e["dispatched"] for e in es)
         cols = []
         for c in ENGINE:
-            # Results from before the rename of the writer worker have to_writer.
-            v = statistics.median(e.get(c, e.get(OLD_NAMES.get(c), 0)) for e in es)
+            v = statistics.median(e.get(c, 0) for e in es)
             cols.append(f"{100 * v / n:.0f}%" if n else "–")
         lines.append(f"| {NAMES[subj]} | {w} {lb} | {n:,.0f} | " + " | ".join(cols) + " |")
     return lines

@@ -83,11 +83,13 @@ impl Drop for IoTaskFlags {
 }
 
 /// Lets another task run if one is due (`cond_resched`): a worker's long batch must not hold
-/// its CPU on a kernel without full preemption. It may sleep: process context only (in atomic
-/// context the kernel reports it, as it does for the C call).
+/// its CPU on a kernel without full preemption. It may sleep: for process context outside
+/// spinlocks and RCU read-side sections, as every sleeping function (`Mutex::lock`,
+/// `kernel::task::might_sleep`), which `CONFIG_DEBUG_ATOMIC_SLEEP` checks.
 pub(crate) fn cond_resched() {
-    // SAFETY: `cond_resched` has no precondition a caller could break to cause undefined
-    // behaviour: it schedules only where the preemption count allows, and reports the rest.
+    // SAFETY: An FFI call without arguments. Like `kernel::task::might_sleep`, calling it in
+    // atomic or RCU read-side context is a context bug outside Rust's safety model (klint and
+    // `DEBUG_ATOMIC_SLEEP` catch it); no guard of this crate is atomic.
     unsafe { helpers::rust_loop_cond_resched() };
 }
 

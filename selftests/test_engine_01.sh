@@ -9,7 +9,8 @@
 # - buffered writes to a file go to the one shared worker rust_loopN-s (any CPU); a lone direct
 #   I/O write stays on its queue and is submitted blocking (not IOCB_NOWAIT), as loop.c does;
 #   reads and writes that find the device busy (another request in flight, here fio at QD16)
-#   go to the shared worker; with one queue there is none;
+#   go to the shared worker; with one queue there is none (udev's queue is stopped meanwhile:
+#   its reads would make the device busy);
 # - flushes go to the blocking path.
 # loop.ko has none of this (one queue, one workqueue): rust_loop only.
 . "$(dirname "$0")/lib.sh"
@@ -112,7 +113,6 @@ for rw in randread randwrite; do
 		lt_eq "$((w1 - w0))" 0 "requests ($rw) sent to a shared worker with one queue"
 	fi
 done
-udevadm control --start-exec-queue
 zeroes=$(head -c 262144 /dev/zero | sha256sum | cut -d' ' -f1)
 lt_eq "$(lt_sum "$dev" 262144)" "$zeroes" "the written zeroes, read through the device"
 lt_eq "$(lt_sum "$img" 262144)" "$zeroes" "the written zeroes, in the backing file"
@@ -122,6 +122,8 @@ p0=$(stat "$dev" blocking_path)
 dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none
 p1=$(stat "$dev" blocking_path)
 [ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
+# (udev's reads, which could have passed that check in a flush's place, only start now.)
+udevadm control --start-exec-queue
 # The write's close makes udev read the device (its watch rule), maybe after settle returns:
 # wait (bounded) for the reads to end; a count that never returns to 0 fails.
 udevadm settle

@@ -40,7 +40,8 @@ mount --bind "$LT_WORK/mods" "$mods"
 
 "$LT_REPO/scripts/install" >/dev/null 2>&1 || lt_fail "scripts/install failed"
 lt_eq "$(modinfo -n loop)" "$mods/updates/loop.ko" "modinfo -n loop after install"
-kmod static-nodes | grep -q "loop-control" || lt_fail "kmod static-nodes has no /dev/loop-control"
+nodes=$(kmod static-nodes)
+grep -q "loop-control" <<<"$nodes" || lt_fail "kmod static-nodes has no /dev/loop-control: $nodes"
 
 modprobe loop || lt_fail "modprobe loop"
 lt_eq "$(lt_loaded_driver)" rust "driver loaded by modprobe loop"

@@ -17,8 +17,13 @@ else
 	lt_eq "$(lt_loaded_driver)" rust "the driver after modprobe loop"
 	grep -q rust_loop /sys/module/loop/version || lt_fail "no rust_loop in /sys/module/loop/version"
 	lt_unload || lt_fail "unload"
+	# Only what the kernel logs from here on (the KUnit suites log after the message). Not
+	# `dmesg | grep -q` under pipefail: grep's early exit can kill the writer with SIGPIPE.
+	before=$(dmesg | wc -l)
 	lt_load || lt_fail "load"
-	dmesg | tail -n 50 | grep -q "loop: rust_loop [0-9.]* loaded" || lt_fail "no load message naming rust_loop"
+	since=$(dmesg | tail -n +$((before + 1)))
+	grep -q "loop: rust_loop [0-9.]* loaded" <<<"$since" ||
+		lt_fail "no load message naming rust_loop in the $(wc -l <<<"$since") lines logged since the load: ${since:0:800}"
 fi
 dev=$(lt_attach "$img")
 lt_bound "$dev" || lt_fail "the loaded driver no longer works"
