@@ -528,17 +528,16 @@ impl LoopDevice {
         // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
         // life of this request. Buffered writes to a file go to the shared worker, and so do
         // reads and writes while the device is busy (see `Engine`).
-        let (use_aio, to_shared) = match rq.info().op {
+        let (use_aio, rw, file_write) = match rq.info().op {
             op @ (ReqOp::Read | ReqOp::Write) => match self.lock.io_view(&rq) {
-                Some(io) if io.dio => (true, self.stats.busy()),
+                Some(io) if io.dio => (true, true, false),
                 Some(io) => {
-                    let file_write =
-                        op == ReqOp::Write && io.file.as_deref().is_some_and(|f| f.is_regular());
-                    (false, file_write || self.stats.busy())
+                    let file = io.file.as_deref().is_some_and(|f| f.is_regular());
+                    (false, true, op == ReqOp::Write && file)
                 }
-                None => (false, false),
+                None => (false, false, false),
             },
-            _ => (false, false),
+            _ => (false, false, false),
         };
         let cmd = rq.pdu().get_mut();
         *cmd = Cmd {
@@ -548,7 +547,10 @@ impl LoopDevice {
             blocking_write: false,
         };
         let engine = self.engine();
-        let shared = engine.and_then(Engine::shared).filter(|_| to_shared);
+        // The in-flight count is read only where a shared worker exists (several queues).
+        let shared = engine
+            .and_then(Engine::shared)
+            .filter(|_| file_write || (rw && self.stats.busy()));
         let Some(worker) = shared.or_else(|| engine?.queue(hw_queue)) else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(
