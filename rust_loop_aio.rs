@@ -3,11 +3,11 @@
 //! The seed's I/O path ("block: loop: support DIO & AIO"), on several hardware queues with a
 //! non-blocking first attempt: `queue_rq` marks each read and write for AIO when the device uses
 //! direct I/O (never flush, discard or write-zeroes) and hands the request to the kthread worker
-//! of its hardware queue (a buffered write to a file, or a read or write while the device has
-//! others in flight: to the device's one shared worker); the worker either submits an async
-//! `IOCB_DIRECT` kiocb over the request's own bio_vecs (no page pinning, no double page cache)
-//! or runs the buffered read/write loop; flush is `vfs_fsync`, discard and write-zeroes are
-//! `fallocate`; the completion policy decides how each request ends.
+//! of its hardware queue (with several queues, a buffered write to a file, or a read or write
+//! while the device has others in flight: to the device's one shared worker); the worker either
+//! submits an async `IOCB_DIRECT` kiocb over the request's own bio_vecs (no page pinning, no
+//! double page cache) or runs the buffered read/write loop; flush is `vfs_fsync`, discard and
+//! write-zeroes are `fallocate`; the completion policy decides how each request ends.
 //!
 //! The engine (see the README's Architecture): one kthread worker per hardware queue, on the
 //! CPUs of that queue, drains the queue's list of requests in batches without a block plug
@@ -526,14 +526,14 @@ impl LoopDevice {
         }
         // Flush, discard and write-zeroes are never AIO; reads and writes are when the device
         // uses direct I/O. The flag changes only with the queue frozen, so it is stable for the
-        // life of this request. Buffered writes to a file go to the shared worker, and so do
-        // reads and writes while the device is busy (see `Engine`).
+        // life of this request. With several queues, buffered writes to a file go to the shared
+        // worker, and so do reads and writes while the device is busy (see `Engine`).
         let (use_aio, rw, file_write) = match rq.info().op {
             op @ (ReqOp::Read | ReqOp::Write) => match self.lock.io_view(&rq) {
                 Some(io) if io.dio => (true, true, false),
                 Some(io) => {
-                    let file = io.file.as_deref().is_some_and(|f| f.is_regular());
-                    (false, true, op == ReqOp::Write && file)
+                    let regular = io.file.as_deref().is_some_and(|f| f.is_regular());
+                    (false, true, op == ReqOp::Write && regular)
                 }
                 None => (false, false, false),
             },

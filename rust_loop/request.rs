@@ -358,8 +358,18 @@ impl<T: Operations> Rq<T> {
     /// Drops `REQ_NOWAIT`: the worker may block ("We can block in this context", loop.c).
     pub(crate) fn clear_nowait(&mut self) {
         let p = self.as_raw();
-        // SAFETY: We own the request; only its owner reads `cmd_flags` meanwhile.
-        unsafe { (*p).cmd_flags &= !(1u32 << bindings::req_flag_bits___REQ_NOWAIT) };
+        // SAFETY: We own the request, so it is live; the address of a field, nothing read.
+        let flags = unsafe { &raw mut (*p).cmd_flags };
+        // SAFETY: A live, aligned `u32`. Only the owner writes it, and we are the owner; the
+        // block layer also reads it meanwhile (`blk_mq_in_flight`, debugfs), racily, as it
+        // reads every in-flight request's flags (loop.c's plain `&=` is the same race). Marked
+        // accesses here, a load and one store, so such a reader sees the old or the new value,
+        // which differ only in `REQ_NOWAIT`.
+        let flags = unsafe { Atomic::from_ptr(flags) };
+        flags.store(
+            flags.load(Relaxed) & !(1u32 << bindings::req_flag_bits___REQ_NOWAIT),
+            Relaxed,
+        );
     }
 
     /// Ends the request with `status`, handing it back to the block layer.
