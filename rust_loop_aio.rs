@@ -225,6 +225,19 @@ impl Work for HwQueue {
 /// With one hardware queue, that queue's worker (all CPUs are its) does all of this. Not
 /// measured beyond 2 CPUs: with many queues, the shared worker serializes a busy device's I/O
 /// submission as loop.c's one worker (per cgroup) does all of it.
+///
+/// Measured and not adopted (2 CPUs, TCG, one boot per experiment, 4-6 interleaved
+/// repetitions, medians):
+/// - Workers that poll their list for up to 50 or 200 us before sleeping, while alone on their
+///   CPU (as KVM's halt polling): the sequential direct writer at QD16 gained with ranges apart
+///   in one boot (1.20 vs 0.88 of loop.ko) and within the spread in the next (0.97 vs 0.92), for
+///   7 (50 us) to 12 (200 us) points more CPU busy; psync x4 from RAM moved both ways; nothing
+///   else changed.
+/// - Every direct write to a file on the shared worker: 0.93-1.13 of loop.ko at QD16-32 (0.87-1.04
+///   as here, ranges overlapping), but one psync writer to RAM at 1.11 (3.67 as here, ranges
+///   apart): it loses the same-CPU wake-up.
+/// - In the same boot, one hardware queue was at 0.96-1.26 of loop.ko at QD16-32 on virtio
+///   (ranges overlapping these), and at 1.12 for one psync writer to RAM.
 pub(crate) struct Engine {
     // Dropped first, then the shared worker: a worker may still hand a request to the
     // workqueue.
