@@ -19,18 +19,22 @@ losetup /dev/loop0 "$LT_WORK/img"
 losetup /dev/loop2 /dev/loop0
 udevadm settle
 # Before lt_cleanup, whose `udevadm settle` would wait for a stopped queue.
-lt_on_exit --first 'udevadm control --start-exec-queue'
+lt_on_exit --first 'udevadm control --timeout=1200 --start-exec-queue'
 udevadm control --stop-exec-queue
 start=$(date +%s)
 # Without address-space randomization: some arguments are pointers, whose values (truncated to
 # an int by LOOP_CTL_ADD) must be the same in both runs.
 FUZZ_TRACE=$LT_WORK/trace setarch "$(uname -m)" -R "$LT_WORK/loop_fuzz" 7 "$calls" "$LT_WORK/img2" \
 	/dev/loop0 /dev/loop1 /dev/loop2 /dev/loop3 >"$LT_WORK/hist.json" || lt_fail "the fuzzer failed"
-udevadm control --start-exec-queue
 lt_log "$calls calls in $(($(date +%s) - start)) s"
-# The fuzzer leaves thousands of uevents behind (binds, partition scans); on the debug kernel
-# udev needs more than settle's default 120 s to work through them.
+# The fuzzer leaves thousands of uevents behind (binds, partition scans), queued while udev's
+# queue was stopped: restarting it (whose reply took over the default 60 s once after 100,000
+# calls, in `make stress`) and working through them (more than settle's default 120 s on the
+# debug kernel) take long.
+start=$(date +%s)
+udevadm control --timeout=1200 --start-exec-queue
 udevadm settle --timeout=1200
+lt_log "udev's queue restarted and settled in $(($(date +%s) - start)) s"
 losetup -D
 udevadm settle --timeout=1200
 lt_eq "$(losetup -a)" "" "devices still bound after losetup -D"
