@@ -22,11 +22,12 @@ udevadm settle
 lt_on_exit --first 'udevadm control --timeout=1200 --start-exec-queue'
 udevadm control --stop-exec-queue
 start=$(date +%s)
+seq0=$(cat /sys/kernel/uevent_seqnum)
 # Without address-space randomization: some arguments are pointers, whose values (truncated to
 # an int by LOOP_CTL_ADD) must be the same in both runs.
 FUZZ_TRACE=$LT_WORK/trace setarch "$(uname -m)" -R "$LT_WORK/loop_fuzz" 7 "$calls" "$LT_WORK/img2" \
 	/dev/loop0 /dev/loop1 /dev/loop2 /dev/loop3 >"$LT_WORK/hist.json" || lt_fail "the fuzzer failed"
-lt_log "$calls calls in $(($(date +%s) - start)) s"
+lt_log "$calls calls in $(($(date +%s) - start)) s, $(($(cat /sys/kernel/uevent_seqnum) - seq0)) uevents"
 # The fuzzer leaves thousands of uevents behind (binds, partition scans), queued while udev's
 # queue was stopped: restarting it (whose reply took over the default 60 s once after 100,000
 # calls, in `make stress`) and working through them (more than settle's default 120 s on the
