@@ -361,7 +361,7 @@ impl<T: Operations> Rq<T> {
         // SAFETY: We own the request, so it is live; the address of a field, nothing read.
         let flags = unsafe { &raw mut (*p).cmd_flags };
         // SAFETY: A live, aligned `u32`. Only the owner writes it, and we are the owner; the
-        // block layer also reads it meanwhile (`blk_mq_in_flight`, debugfs), racily, as it
+        // block layer also reads it meanwhile (`blk_mq_in_driver_rw`, debugfs), racily, as it
         // reads every in-flight request's flags (loop.c's plain `&=` is the same race). Marked
         // accesses here, a load and one store, so such a reader sees the old or the new value,
         // which differ only in `REQ_NOWAIT`.
