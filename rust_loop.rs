@@ -816,16 +816,17 @@ impl LoopDevice {
     /// (`loop_change_fd`), e.g. for installers to release the original medium.
     fn change_fd(&self, bdev: &BlockDevice<'_, LoopQueue>, fd: u32) -> Result<i32> {
         let disk = bdev.disk();
-        let res = self.change_fd_inner(bdev, fd);
-        // A change event is sent even on failure, as loop.c does.
+        // A bad fd or a file the loop cannot use is refused before the device is touched: no
+        // event. Past that, a change event is sent even on failure, as loop.c does.
+        let file = BackingFile::fget(fd)?;
+        file.check_ops()?;
+        let res = self.change_fd_inner(bdev, file);
         disk.uevent_change();
         res.map(|()| 0)
     }
 
-    fn change_fd_inner(&self, bdev: &BlockDevice<'_, LoopQueue>, fd: u32) -> Result {
+    fn change_fd_inner(&self, bdev: &BlockDevice<'_, LoopQueue>, file: BackingFile) -> Result {
         let disk = bdev.disk();
-        let file = BackingFile::fget(fd)?;
-        file.check_ops()?;
         let suppressed = disk.suppress_uevents();
         let is_loop = file.loop_disk(disk).is_some();
         let global = if is_loop {

@@ -14,8 +14,9 @@
  * between calls the fuzzer reads or writes 4 KiB of a random device (IO). Every call must
  * return; the program prints one JSON object mapping "command:outcome" to counts, where outcome
  * is "OK" or the errno name. With FUZZ_TRACE=FILE it also writes one line per call
- * ("index command device outcome"), for comparing two drivers call by call: the sequence is
- * the same for a seed, so the outcomes are too unless the drivers differ.
+ * ("index command device outcome uevents=N", N the uevents the call caused), for comparing two
+ * drivers call by call: the sequence is the same for a seed, so the outcomes are too unless the
+ * drivers differ.
  *
  * Left out, because the drivers differ there on purpose (README: deliberate differences):
  * LOOP_SET_BLOCK_SIZE arguments above 32 bits (loop.c truncates them) and LOOP_CTL_ADD numbers
@@ -83,6 +84,27 @@ static void count(const char *cmd, int ret, int err)
 }
 
 static FILE *trace;
+static unsigned long long seq_last;
+
+/*
+ * The uevents the kernel sent since the previous call: /sys/kernel/uevent_seqnum counts every
+ * uevent, of any device. Udev's event processing is stopped during the run, so the count is the
+ * kernel's own (udev's watch rule would otherwise add "change" events when it closes devices).
+ */
+static unsigned long long new_uevents(void)
+{
+	unsigned long long v = seq_last, n;
+	FILE *f = fopen("/sys/kernel/uevent_seqnum", "r");
+
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = seq_last;
+		fclose(f);
+	}
+	n = v - seq_last;
+	seq_last = v;
+	return n;
+}
 
 static const char *cmd_name(unsigned long cmd, char *buf)
 {
@@ -139,6 +161,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	new_uevents();
 	ctl = open("/dev/loop-control", O_RDWR);
 	for (i = 4; i < (unsigned long)argc && ndevs < (int)N(devs); i++) {
 		int fd = open(argv[i], O_RDWR);
@@ -272,9 +295,13 @@ int main(int argc, char **argv)
 		errno = 0;
 		ret = ioctl(target, cmd, arg);
 		count(cmd_name(cmd, name), ret, errno);
-		if (trace)
-			fprintf(trace, "%lu %s %d %s\n", i, cmd_name(cmd, name), target == ctl ? -1 : target,
-				ret < 0 ? strerrorname_np(errno) : "OK");
+		if (trace) {
+			int err = errno;
+
+			fprintf(trace, "%lu %s %d %s uevents=%llu\n", i, cmd_name(cmd, name),
+				target == ctl ? -1 : target, ret < 0 ? strerrorname_np(err) : "OK",
+				new_uevents());
+		}
 
 		/*
 		 * With FUZZ_REOPEN=1, the fuzzer now and then closes a device and opens it again:
@@ -302,8 +329,9 @@ int main(int argc, char **argv)
 			}
 			if (trace) {
 				dev_state(argv[4 + k], now, sizeof(now));
-				fprintf(trace, "%lu REOPEN %d %s before: %s after: %s\n", i, devs[k],
-					fd < 0 ? strerrorname_np(errno) : "OK", was, now);
+				fprintf(trace, "%lu REOPEN %d %s before: %s after: %s uevents=%llu\n", i,
+					devs[k], fd < 0 ? strerrorname_np(errno) : "OK", was, now,
+					new_uevents());
 			}
 		}
 
@@ -319,9 +347,12 @@ int main(int argc, char **argv)
 			else
 				r = pwrite(dev, buf, 4096, off);
 			count("IO", r < 0 ? -1 : 0, errno);
-			if (trace)
-				fprintf(trace, "%lu IO %d %s %zd\n", i, dev,
-					r < 0 ? strerrorname_np(errno) : "OK", r);
+			if (trace) {
+				int err = errno;
+
+				fprintf(trace, "%lu IO %d %s %zd uevents=%llu\n", i, dev,
+					r < 0 ? strerrorname_np(err) : "OK", r, new_uevents());
+			}
 		}
 	}
 	if (trace)

@@ -6,8 +6,9 @@
 # calls. Every call returns, the kernel reports nothing, and afterwards every device can be
 # detached and the extra ones removed. The call sequence is the same for both drivers (fixed
 # seed; udev's event processing is stopped meanwhile, so nothing else opens the devices), and
-# rust_loop's outcome of every call must be loop.ko's: the first differences are printed. The
-# fuzzer leaves out the inputs where the drivers differ on purpose (see loop_fuzz.c).
+# rust_loop's outcome of every call, and the number of uevents it caused, must be loop.ko's: the
+# first differences are printed. The fuzzer leaves out the inputs where the drivers differ on
+# purpose (see loop_fuzz.c).
 . "$(dirname "$0")/lib.sh"
 lt_need gcc jq setarch
 
@@ -62,7 +63,7 @@ elif [ -f "$shared/fuzz.c.trace" ]; then
 			head -n "$n" "$f" | awk -v fd="$fd" '$3 == fd || $2 == "REOPEN" || $3 == -1' |
 				tail -n 25 | sed 's/^/#   /'
 		done
-		lt_fail "rust_loop's outcomes differ from loop.ko's (< loop.ko, > rust_loop; index command fd outcome)"
+		lt_fail "rust_loop's outcomes differ from loop.ko's (< loop.ko, > rust_loop; index command fd outcome uevents)"
 	fi
 	lt_log "every outcome equal to loop.ko's"
 else
