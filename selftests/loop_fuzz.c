@@ -315,7 +315,7 @@ int main(int argc, char **argv)
 		 * trace shows the device's state before and after each reopen.
 		 */
 		if (reopen && rnd() % 64 == 0) {
-			int k = rnd() % ndevs, fd;
+			int k = rnd() % ndevs, fd, err;
 			char was[64] = "", now[64] = "";
 
 			if (trace)
@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 			close(devs[k]);
 			errno = 0;
 			fd = open(argv[4 + k], O_RDWR);
+			err = errno;
 			if (fd >= 0 && fd != devs[k]) {
 				dup2(fd, devs[k]);
 				close(fd);
@@ -330,7 +331,7 @@ int main(int argc, char **argv)
 			if (trace) {
 				dev_state(argv[4 + k], now, sizeof(now));
 				fprintf(trace, "%lu REOPEN %d %s before: %s after: %s uevents=%llu\n", i,
-					devs[k], fd < 0 ? strerrorname_np(errno) : "OK", was, now,
+					devs[k], fd < 0 ? strerrorname_np(err) : "OK", was, now,
 					new_uevents());
 			}
 		}

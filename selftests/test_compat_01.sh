@@ -9,9 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 
 lt_need clang ld.lld
-prog=$LT_WORK/loop_compat32
-clang --target=i386-linux-gnu -O2 -Wall -Wextra -Werror -static -nostdlib -ffreestanding \
-	-fno-pic -fno-stack-protector -fuse-ld=lld -o "$prog" "$LT_DIR/loop_compat32.c" ||
+prog=$(lt_build loop_compat32 "$LT_DIR/loop_compat32.c" clang --target=i386-linux-gnu -O2 -Wall \
+	-Wextra -Werror -static -nostdlib -ffreestanding -fno-pic -fno-stack-protector -fuse-ld=lld) ||
 	lt_fail "cannot build loop_compat32"
 "$prog" /dev/null ioctl 0 0 >/dev/null 2>&1 || lt_skip "this kernel cannot run 32-bit programs (CONFIG_IA32_EMULATION)"
 

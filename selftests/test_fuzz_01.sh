@@ -13,7 +13,7 @@
 lt_need gcc jq setarch
 
 calls=${FUZZ_CALLS:-10000}
-gcc -O2 -Wall -Werror -o "$LT_WORK/loop_fuzz" "$LT_DIR/loop_fuzz.c" || lt_fail "cannot build the fuzzer"
+fuzz=$(lt_build loop_fuzz "$LT_DIR/loop_fuzz.c" gcc -O2 -Wall -Werror) || lt_fail "cannot build the fuzzer"
 lt_sparse "$LT_WORK/img" 32M
 lt_sparse "$LT_WORK/img2" 32M
 losetup /dev/loop0 "$LT_WORK/img"
@@ -26,7 +26,7 @@ start=$(date +%s)
 seq0=$(cat /sys/kernel/uevent_seqnum)
 # Without address-space randomization: some arguments are pointers, whose values (truncated to
 # an int by LOOP_CTL_ADD) must be the same in both runs.
-FUZZ_TRACE=$LT_WORK/trace setarch "$(uname -m)" -R "$LT_WORK/loop_fuzz" 7 "$calls" "$LT_WORK/img2" \
+FUZZ_TRACE=$LT_WORK/trace setarch "$(uname -m)" -R "$fuzz" 7 "$calls" "$LT_WORK/img2" \
 	/dev/loop0 /dev/loop1 /dev/loop2 /dev/loop3 >"$LT_WORK/hist.json" || lt_fail "the fuzzer failed"
 lt_log "$calls calls in $(($(date +%s) - start)) s, $(($(cat /sys/kernel/uevent_seqnum) - seq0)) uevents"
 # The fuzzer leaves thousands of uevents behind (binds, partition scans), queued while udev's
