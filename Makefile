@@ -52,9 +52,11 @@ check:
 check-debug:
 	RUST_LOOP_DEBUG=1 $(TOP)/scripts/check
 
+# One guest, whose CPUs run in parallel (QEMU's thread per CPU): what stress looks for needs it.
 stress:
 	SELFTESTS="test_stress_01.sh test_fuzz_01.sh" STRESS_SECONDS=$${STRESS_SECONDS:-300} \
-		FUZZ_CALLS=$${FUZZ_CALLS:-100000} LT_TIMEOUT=$${LT_TIMEOUT:-1800} $(TOP)/scripts/check
+		FUZZ_CALLS=$${FUZZ_CALLS:-100000} LT_TIMEOUT=$${LT_TIMEOUT:-1800} \
+		RUST_LOOP_CHECK_GUESTS=$${RUST_LOOP_CHECK_GUESTS:-1} $(TOP)/scripts/check
 
 demo:
 	$(TOP)/scripts/demo
