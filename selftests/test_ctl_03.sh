@@ -64,7 +64,7 @@ while True:
     os.close(fd)
 PY
 racer=$!
-for i in $(seq 1 30); do
+for i in $(seq 1 20); do
 	for bad in max_part=1000 max_loop=-1 hw_queue_depth=0; do
 		if lt_load "$bad" 2>/dev/null; then
 			lt_unload

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The driver loads and unloads 20 times (devices and /dev/loop-control come and go), cannot be
+# The driver loads and unloads 10 times (devices and /dev/loop-control come and go), cannot be
 # unloaded while a device is bound or open, and unloads once it is not.
 . "$(dirname "$0")/lib.sh"
 
-for i in $(seq 1 20); do
+for i in $(seq 1 10); do
 	lt_unload || lt_fail "unload $i failed"
 	[ -e /sys/block/loop0 ] && lt_fail "loop0 still there after unload $i"
 	# shellcheck disable=SC2119
