@@ -58,15 +58,9 @@ lt_expect() {
 # Both drivers are modules named `loop`; rust_loop says so in /sys/module/loop/version.
 lt_module_name() { echo loop; }
 
-# lt_loaded_driver: "c" or "rust", whichever is loaded as `loop`, or nothing.
-lt_loaded_driver() {
-	[ -d /sys/module/loop ] || return 0
-	# `read`, not grep: the harness asks this several times per test, and each program started
-	# costs about 50 ms under TCG. loop.ko has no version file.
-	local v=""
-	read -r v 2>/dev/null </sys/module/loop/version || true
-	if [[ "$v" == *rust_loop* ]]; then echo rust; else echo c; fi
-}
+# lt_loaded_driver.
+# shellcheck source=selftests/driver.sh
+. "$LT_DIR/driver.sh"
 
 lt_loaded() { [ "$(lt_loaded_driver)" = "$LT_DRIVER" ]; }
 

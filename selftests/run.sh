@@ -158,21 +158,15 @@ check_window() {
 	return 1
 }
 
-# Both drivers are modules named `loop`; rust_loop says so in /sys/module/loop/version.
-loaded_driver() {
-	[ -d /sys/module/loop ] || return 0
-	# `read`, not grep: asked several times per test, and a program started costs about 50 ms
-	# under TCG. loop.ko has no version file.
-	local v=""
-	read -r v 2>/dev/null </sys/module/loop/version || true
-	if [[ "$v" == *rust_loop* ]]; then echo rust; else echo c; fi
-}
+# lt_loaded_driver, shared with the tests.
+# shellcheck source=selftests/driver.sh
+. "$(dirname "$0")/driver.sh"
 
 # load_driver DRV: makes DRV the loaded loop driver (a test that died half-way may have left the
 # other one loaded: then no later test would run against the driver of its column).
 load_driver() {
 	local cur
-	cur=$(loaded_driver)
+	cur=$(lt_loaded_driver)
 	[ "$cur" = "$1" ] && return 0
 	if [ -n "$cur" ]; then
 		echo "# the other driver (${label[$cur]}) was loaded: unloading it"
@@ -182,7 +176,7 @@ load_driver() {
 	fi
 	if [ "$1" = c ]; then modprobe loop; else insmod ../loop.ko; fi
 	udevadm settle
-	[ "$(loaded_driver)" = "$1" ] || stopped="${label[$1]} could not be loaded"
+	[ "$(lt_loaded_driver)" = "$1" ] || stopped="${label[$1]} could not be loaded"
 }
 
 # describe_module DRV: which file the column loaded, so no run compares a driver with itself.
@@ -255,7 +249,7 @@ run_one() {
 	fi
 	if [ -z "$stopped" ]; then
 		# Whatever a test left behind must not leak into the next one.
-		if [ "$(loaded_driver)" = "$drv" ] && [ -n "$(losetup -a 2>/dev/null)" ]; then
+		if [ "$(lt_loaded_driver)" = "$drv" ] && [ -n "$(losetup -a 2>/dev/null)" ]; then
 			echo "# left devices bound: $(losetup -a | tr '\n' ' ')" >>"$out"
 			losetup -D
 			rc=1
@@ -267,7 +261,7 @@ run_one() {
 			rmmod scsi_debug 2>/dev/null || true
 			rc=1
 		fi
-		other=$(loaded_driver)
+		other=$(lt_loaded_driver)
 		if [ -n "$other" ] && [ "$other" != "$drv" ]; then
 			echo "# the test left ${label[$other]} loaded instead of ${label[$drv]}" >>"$out"
 			rc=1
