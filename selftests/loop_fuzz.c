@@ -88,8 +88,9 @@ static unsigned long long seq_last;
 
 /*
  * The uevents the kernel sent since the previous call: /sys/kernel/uevent_seqnum counts every
- * uevent, of any device. Udev's event processing is stopped during the run, so the count is the
- * kernel's own (udev's watch rule would otherwise add "change" events when it closes devices).
+ * uevent, of any device. The test stops udev's event processing for the run, so no rule opens a
+ * device meanwhile; udevd's watch rule still runs (a "change" it writes when a device opened for
+ * writing is closed), but the fuzzer closes nothing unless FUZZ_REOPEN=1.
  */
 static unsigned long long new_uevents(void)
 {
