@@ -312,11 +312,8 @@ summarize() {
 	fail=$((fail + kunit_fail + ${#harness_failures[@]}))
 	[ -n "$stopped" ] && why+=("stopped: $stopped")
 	why+=("${harness_failures[@]}")
-	if [ "${LT_KUNIT:-1}" = 1 ]; then
-		echo "# KUnit cases: $kunit_pass passed, $kunit_fail failed"
-	else
-		echo "# KUnit cases: passes counted in another guest, $kunit_fail failed here"
-	fi
+	echo "# KUnit cases: $kunit_pass passed, $kunit_fail failed$([ "${LT_KUNIT:-1}" = 1 ] ||
+		echo " (passes counted in another guest)")"
 	local line="$pass passed, $fail failed, $skip skipped"
 	if [ ${#why[@]} -gt 0 ]; then
 		local joined
