@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # rust_loop's engine does what its counters (debugfs rust_loop/loopN/stats) and the README say:
 # - one hardware queue per online CPU by default, each served by a worker rust_loopN-Q that runs
-#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list); nr_hw_queues=1 gives loop.c's shape;
+#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list) at nice -20 (the shared worker at 0);
+#   nr_hw_queues=1 gives loop.c's shape (one worker, at nice 0, no shared one);
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path;
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
@@ -20,16 +21,32 @@ lt_need fio
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 # stat DEV NAME: one counter.
 stat() { awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"; }
-# worker_cpus N Q: the allowed CPUs of worker rust_loopN-Q.
-worker_cpus() {
+# worker_pid N Q: the PID of worker rust_loopN-Q ("none" if there is none).
+worker_pid() {
 	local s
 	for s in /proc/[0-9]*/comm; do
 		if [ "$(cat "$s" 2>/dev/null)" = "rust_loop$1-$2" ]; then
-			awk '/^Cpus_allowed_list/ { print $2 }' "${s%comm}status"
+			s=${s%/comm}
+			echo "${s#/proc/}"
 			return 0
 		fi
 	done
 	echo none
+}
+# worker_cpus N Q: the allowed CPUs of worker rust_loopN-Q.
+worker_cpus() {
+	local p
+	p=$(worker_pid "$1" "$2")
+	[ "$p" = none ] && { echo none; return 0; }
+	awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status"
+}
+# worker_nice N Q: the nice level of worker rust_loopN-Q (field 19 of its stat; its name has no
+# space or parenthesis).
+worker_nice() {
+	local p
+	p=$(worker_pid "$1" "$2")
+	[ "$p" = none ] && { echo none; return 0; }
+	awk '{ print $19 }' "/proc/$p/stat"
 }
 
 img=$LT_WORK/img
@@ -42,10 +59,18 @@ queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
 want=$(($(nproc) < 16 ? $(nproc) : 16))
 lt_eq "$queues" "$want" "hardware queues by default"
 lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
+# With several queues, a queue's worker gets only lone requests and runs at nice -20; the shared
+# worker, which takes a busy device's, at 0 (loop.c's workers' level), as does the only worker
+# with one queue.
+queue_nice=$([ "$queues" -gt 1 ] && echo -20 || echo 0)
 for ((q = 0; q < queues; q++)); do
 	lt_eq "$(worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
 		"CPUs of worker rust_loop$n-$q"
+	lt_eq "$(worker_nice "$n" "$q")" "$queue_nice" "nice level of worker rust_loop$n-$q"
 done
+if [ "$queues" -gt 1 ]; then
+	lt_eq "$(worker_nice "$n" s)" 0 "nice level of the shared worker rust_loop$n-s"
+fi
 
 # Cold: the backing file is not cached, a read falls back; warm: it completes at once.
 sync
@@ -139,6 +164,8 @@ lt_unload || lt_fail "unload"
 lt_load nr_hw_queues=1 || lt_fail "load with nr_hw_queues=1"
 dev=$(lt_attach "$img")
 lt_eq "$(find "/sys/block/${dev#/dev/}/mq" -mindepth 1 -maxdepth 1 | wc -l)" 1 "hardware queues with nr_hw_queues=1"
+lt_eq "$(worker_nice "${dev#/dev/loop}" 0)" 0 "nice level of the only worker with one queue"
+lt_eq "$(worker_pid "${dev#/dev/loop}" s)" none "a shared worker with one queue"
 lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data with one queue"
 losetup -d "$dev"
 udevadm settle
