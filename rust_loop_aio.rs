@@ -2,12 +2,13 @@
 
 //! The seed's I/O path ("block: loop: support DIO & AIO"), on several hardware queues with a
 //! non-blocking first attempt: `queue_rq` marks each read and write for AIO when the device uses
-//! direct I/O (never flush, discard or write-zeroes) and hands the request to the kthread worker
-//! of its hardware queue (with several queues, a buffered write to a file, or a read or write
-//! while the device has others in flight: to the device's one shared worker); the worker either
-//! submits an async `IOCB_DIRECT` kiocb over the request's own bio_vecs (no page pinning, no
-//! double page cache) or runs the buffered read/write loop; flush is `vfs_fsync`, discard and
-//! write-zeroes are `fallocate`; the completion policy decides how each request ends.
+//! direct I/O and hands it to the kthread worker of its hardware queue (with several queues, a
+//! buffered write to a file, or a read or write while the device has others in flight: to the
+//! device's one shared worker), and each flush, discard or write-zeroes to the blocking path
+//! (below); the worker either submits an async `IOCB_DIRECT` kiocb over the request's own
+//! bio_vecs (no page pinning, no double page cache) or runs the buffered read/write loop; flush
+//! is `vfs_fsync`, discard and write-zeroes are `fallocate`; the completion policy decides how
+//! each request ends.
 //!
 //! The engine (see the README's Architecture): one kthread worker per hardware queue, on the
 //! CPUs of that queue, drains the queue's list of requests in batches without a block plug
@@ -22,10 +23,10 @@
 //! NOWAIT support, and buffered writes to a file system without non-blocking buffered writes.
 //!
 //! Ownership of a request, end to end: `queue_rq` receives the [`Rq`] and pushes it on the
-//! worker's list; the worker takes it off and either ends it, gives it to the async kiocb
-//! (whose completion gives it back to [`LoopQueue::rw_complete`]), or punts it to the
-//! workqueue (which gives it back to [`LoopQueue::run_work`]). Every step moves the one `Rq`;
-//! none can keep a copy.
+//! worker's list (or punts it to the workqueue); the worker takes it off and either ends it,
+//! gives it to the async kiocb (whose completion gives it back to [`LoopQueue::rw_complete`]),
+//! or punts it to the workqueue (which gives it back to [`LoopQueue::run_work`]). Every step
+//! moves the one `Rq`; none can keep a copy.
 
 use kernel::{
     block::{SECTOR_SHIFT, SECTOR_SIZE},
@@ -42,7 +43,7 @@ use crate::{
     cgroup::Association,
     disk::{CpuMask, DiskRef},
     file::{eopnotsupp, BackingFile, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE},
-    kworker::{KWorker, Nice, Work},
+    kworker::{KWorker, Work},
     request::{self, BlkStatus, ReqOp, Rq, RqList, RwResult},
     task::{self, IoTaskFlags},
     workqueue::WorkQueue,
@@ -257,24 +258,13 @@ impl Engine {
         disk: DiskRef<'_, LoopQueue>,
     ) -> Result<Self> {
         let mut queues = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
-        // With a shared worker, a queue's worker gets only lone requests (see `new_worker`).
-        let queue_nice = if nr_hw_queues > 1 {
-            Nice::HIGHEST
-        } else {
-            Nice::DEFAULT
-        };
         for q in 0..nr_hw_queues {
             // On the CPUs whose requests it serves: a same-CPU wake-up, no IPI.
-            let cpus = disk.hw_queue_cpumask(q);
-            let worker = Self::new_worker(fmt!("rust_loop{number}-{q}"), cpus, queue_nice)?;
+            let worker = Self::new_worker(fmt!("rust_loop{number}-{q}"), disk.hw_queue_cpumask(q))?;
             queues.push(worker, GFP_KERNEL)?;
         }
         let shared = if nr_hw_queues > 1 {
-            Some(Self::new_worker(
-                fmt!("rust_loop{number}-s"),
-                None,
-                Nice::DEFAULT,
-            )?)
+            Some(Self::new_worker(fmt!("rust_loop{number}-s"), None)?)
         } else {
             None
         };
@@ -289,32 +279,29 @@ impl Engine {
         })
     }
 
-    /// A worker with an empty list, on `cpus` (any CPU if `None`), at nice level `nice`.
+    /// A worker with an empty list, on `cpus` (any CPU if `None`), at nice 0 (`KWorker`'s
+    /// level, loop.c's), not the -20 of the kthread loop worker of Linux 4.4-5.x: on the
+    /// submitter's CPU, a worker at -20 preempted the submitter at each wake-up and got one
+    /// request per wake-up (2.6 context switches per I/O at QD32, 0.65 of loop.ko's IOPS,
+    /// measured when the queue workers took every request); at 0 the submitter goes on queueing
+    /// and the worker drains a batch, while a synchronous reader, asleep after submitting,
+    /// still gets it at once.
     ///
-    /// A worker that takes every request of its queue, or a busy device's (the shared one),
-    /// runs at nice 0, loop.c's level: a worker at -20 on the submitter's CPU preempted the
-    /// submitter at each wake-up and got one request per wake-up (2.6 context switches per I/O
-    /// at QD32, 0.65 of loop.ko's IOPS, measured when the queue workers took every request); at
-    /// 0 the submitter goes on queueing and the worker drains a batch.
-    ///
-    /// With a shared worker, a queue's worker gets only lone requests (the device otherwise
-    /// idle): there is no batch to wait for, and the sooner it runs the sooner the submitter,
-    /// typically asleep on that request, has it. At -20 it runs before the other tasks of its
-    /// CPU (the kthread loop worker of Linux 4.4-5.x had that level). Measured on 2 CPUs (TCG,
-    /// two boots, 5 and 8 interleaved repetitions, medians as a ratio to loop.ko's IOPS, at -20
-    /// then at 0; min-max ranges overlapping): from a file in RAM, psync x4 random reads 1.33
-    /// and 1.11 vs 1.06 and 0.89, one psync reader 1.93 and 2.05 vs 1.58 and 1.78, libaio x2 at
-    /// QD32 1.41 and 1.36 vs 0.92 and 1.10; on virtio at QD16-32 both ways within the spread
-    /// (the sequential writer at QD16 1.09 and 0.75 vs 0.67 and 0.89).
+    /// Measured and not adopted: the queue workers at -20 while the shared worker exists (they
+    /// then get only lone reads and writes, so there is no batch to wait for). Three boots on 2
+    /// CPUs (TCG, 5, 8 and 8 interleaved repetitions, medians as a ratio to loop.ko's IOPS, -20
+    /// vs 0, min-max ranges overlapping): psync x4 random reads from RAM 1.33 / 1.11 / 1.23 vs
+    /// 1.06 / 0.89 / 1.27; one psync reader from RAM 1.93 / 2.05 / 1.84 vs 1.58 / 1.78 / 1.87;
+    /// random reads at QD32 on virtio 1.01 / 0.83 vs 0.98 / 0.90 (second and third boot): the
+    /// gain of the first two boots did not hold in the third.
     fn new_worker(
         name: core::fmt::Arguments<'_>,
         cpus: Option<CpuMask<'_>>,
-        nice: Nice,
     ) -> Result<Pin<KBox<KWorker<HwQueue>>>> {
         let list = pin_init!(HwQueue {
             pending <- RqList::new(),
         });
-        KBox::pin_init(KWorker::new(name, cpus, nice, list), GFP_KERNEL)
+        KBox::pin_init(KWorker::new(name, cpus, list), GFP_KERNEL)
     }
 
     /// Waits until no worker or work item of the engine runs any more (a device being torn
@@ -440,7 +427,8 @@ enum Action<'a> {
         write: bool,
         file: &'a BackingFile,
     },
-    /// Hand it to the blocking path (flush, discard, write-zeroes).
+    /// Hand it to the blocking path (flush, discard, write-zeroes; `enqueue` sends those there
+    /// without a worker, so a worker does not see them today).
     Blocking,
     /// Done already (or refused), with this result.
     Done(Result),
@@ -553,8 +541,9 @@ enum Attempt {
 }
 
 impl LoopDevice {
-    /// The part of `loop_queue_rq` before the wake-up: ends `rq` at once, or puts it on the list
-    /// of the worker that will handle it (`hw_queue`'s, or the shared one).
+    /// The part of `loop_queue_rq` before the wake-up: ends `rq` at once, hands it to the
+    /// blocking path (not a read or write), or puts it on the list of the worker that will
+    /// handle it (`hw_queue`'s, or the shared one).
     fn enqueue(&self, mut rq: Rq<LoopQueue>, hw_queue: u32) {
         // A stale state is harmless, as in loop.c: unbinding freezes the queue, draining us.
         if self.state() != LoState::Bound {
@@ -582,11 +571,17 @@ impl LoopDevice {
             done: 0,
             blocking_write: false,
         };
+        // Flush, discard and write-zeroes go to the blocking path directly: a worker would only
+        // hand them on (they may sleep long, in `fsync` or `fallocate`), at the cost of a
+        // wake-up each. Queueing the work item does not call the backing file.
+        if !rw {
+            return Self::punt(rq);
+        }
         let engine = self.engine();
         // The in-flight count is read only where a shared worker exists (several queues).
         let shared = engine
             .and_then(Engine::shared)
-            .filter(|_| file_write || (rw && self.stats.busy()));
+            .filter(|_| file_write || self.stats.busy());
         let Some(worker) = shared.or_else(|| engine?.queue(hw_queue)) else {
             // Bound devices have their engine; this would be a driver bug, not a user error.
             pr_warn_once!(

@@ -22,17 +22,6 @@ use kernel::{bindings, error::from_err_ptr, ffi::c_uint, prelude::*, str::CStrin
 
 use crate::{disk::CpuMask, helpers};
 
-/// A nice level, -20 (most CPU) to 19 (least).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Nice(i8);
-
-impl Nice {
-    /// 0: what a kthread starts with, and what loop.c's workqueue workers run at.
-    pub(crate) const DEFAULT: Self = Self(0);
-    /// -20: woken, the worker runs before the other tasks of its CPU.
-    pub(crate) const HIGHEST: Self = Self(-20);
-}
-
 /// What a [`KWorker`] runs.
 pub(crate) trait Work: Send + Sync {
     /// Runs in the worker's thread each time the worker was kicked.
@@ -63,14 +52,14 @@ unsafe impl<W: Work> Send for KWorker<W> {}
 unsafe impl<W: Work> Sync for KWorker<W> {}
 
 impl<W: Work> KWorker<W> {
-    /// A freezable worker thread named `name` at nice level `nice`, running on `data`,
-    /// preferably on `cpus` (`kthread_affine_preferred`: a preference that CPU hotplug and
-    /// isolation may override; it must be given before the thread first runs, which is why it
-    /// is given here, as is the nice level, so that the thread never runs at another).
+    /// A freezable worker thread named `name` at nice level 0 (that of loop.c's workqueue
+    /// workers), running on `data`, preferably on `cpus` (`kthread_affine_preferred`: a
+    /// preference that CPU hotplug and isolation may override; it must be given before the
+    /// thread first runs, which is why it is given here, as is the nice level, so that the
+    /// thread never runs at another).
     pub(crate) fn new<'a>(
         name: fmt::Arguments<'_>,
         cpus: Option<CpuMask<'a>>,
-        nice: Nice,
         data: impl PinInit<W> + 'a,
     ) -> impl PinInit<Self, Error> + 'a
     where
@@ -109,12 +98,12 @@ impl<W: Work> KWorker<W> {
                 // call (it is copied). Failing (ENOMEM) only loses the preference.
                 let _ = unsafe { bindings::kthread_affine_preferred(task, cpus.as_raw()) };
             }
-            if nice != Nice::DEFAULT {
-                // SAFETY: `task` is the kthread created above, live while the worker is (until
-                // `kthread_destroy_worker`); `set_user_nice` takes any task in any state and any
-                // value (it ignores one outside -20..=19, which `Nice` never holds).
-                unsafe { bindings::set_user_nice(task, nice.0.into()) };
-            }
+            // Set, not assumed: a kthread starts at kthreadd's level, which an administrator
+            // may have changed (the workqueue code sets its workers' levels so, too).
+            // SAFETY: `task` is the kthread created above, not woken yet (so it cannot have
+            // exited), and owned by the worker until `kthread_destroy_worker`; `set_user_nice`
+            // takes a task in any state, and 0 is a valid level.
+            unsafe { bindings::set_user_nice(task, 0) };
             // SAFETY: A created, not yet started task.
             unsafe { bindings::wake_up_process(task) };
             Ok(())

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # rust_loop's engine does what its counters (debugfs rust_loop/loopN/stats) and the README say:
 # - one hardware queue per online CPU by default, each served by a worker rust_loopN-Q that runs
-#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list) at nice -20 (the shared worker at 0);
-#   nr_hw_queues=1 gives loop.c's shape (one worker, at nice 0, no shared one);
+#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list), at nice 0 as the shared worker;
+#   nr_hw_queues=1 gives loop.c's shape (one worker, no shared one);
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path;
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
@@ -59,14 +59,11 @@ queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
 want=$(($(nproc) < 16 ? $(nproc) : 16))
 lt_eq "$queues" "$want" "hardware queues by default"
 lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
-# With several queues, a queue's worker gets only lone requests and runs at nice -20; the shared
-# worker, which takes a busy device's, at 0 (loop.c's workers' level), as does the only worker
-# with one queue.
-queue_nice=$([ "$queues" -gt 1 ] && echo -20 || echo 0)
+# Every worker runs at nice 0, loop.c's workers' level (set, not inherited from kthreadd).
 for ((q = 0; q < queues; q++)); do
 	lt_eq "$(worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
 		"CPUs of worker rust_loop$n-$q"
-	lt_eq "$(worker_nice "$n" "$q")" "$queue_nice" "nice level of worker rust_loop$n-$q"
+	lt_eq "$(worker_nice "$n" "$q")" 0 "nice level of worker rust_loop$n-$q"
 done
 if [ "$queues" -gt 1 ]; then
 	lt_eq "$(worker_nice "$n" s)" 0 "nice level of the shared worker rust_loop$n-s"
