@@ -292,8 +292,9 @@ impl Engine {
     /// CPUs (TCG, 5, 8 and 8 interleaved repetitions, medians as a ratio to loop.ko's IOPS, -20
     /// vs 0, min-max ranges overlapping): psync x4 random reads from RAM 1.33 / 1.11 / 1.23 vs
     /// 1.06 / 0.89 / 1.27; one psync reader from RAM 1.93 / 2.05 / 1.84 vs 1.58 / 1.78 / 1.87;
-    /// random reads at QD32 on virtio 1.01 / 0.83 vs 0.98 / 0.90 (second and third boot): the
-    /// gain of the first two boots did not hold in the third.
+    /// libaio x2 at QD32 from RAM 1.41 / 1.36 / 1.18 vs 0.92 / 1.10 / 1.22; random reads at
+    /// QD32 on virtio 1.01 / 0.83 vs 0.98 / 0.90 (second and third boot): the gain of the first
+    /// two boots did not hold in the third.
     fn new_worker(
         name: core::fmt::Arguments<'_>,
         cpus: Option<CpuMask<'_>>,
@@ -687,6 +688,7 @@ impl LoopDevice {
         }
         if let Err(mut rq) = rq.punt_blocking() {
             // Bound devices have their engine; this would be a driver bug, not a user error.
+            pr_warn_once!("rust_loop: a request reached a device without a blocking path\n");
             Self::leave_blocking(&mut rq);
             let dev = rq.queue_data();
             Stats::inc(&dev.stats.ended);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # rust_loop's engine does what its counters (debugfs rust_loop/loopN/stats) and the README say:
 # - one hardware queue per online CPU by default, each served by a worker rust_loopN-Q that runs
-#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list), at nice 0 as the shared worker;
+#   on that queue's CPUs (/sys/block/loopN/mq/Q/cpu_list), at nice 0 as the shared worker
+#   (set, also when kthreadd, whose level a kthread starts with, runs at another);
 #   nr_hw_queues=1 gives loop.c's shape (one worker, no shared one);
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path;
@@ -59,7 +60,7 @@ queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
 want=$(($(nproc) < 16 ? $(nproc) : 16))
 lt_eq "$queues" "$want" "hardware queues by default"
 lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
-# Every worker runs at nice 0, loop.c's workers' level (set, not inherited from kthreadd).
+# Every worker runs at nice 0, loop.c's workers' level (checked below with kthreadd reniced).
 for ((q = 0; q < queues; q++)); do
 	lt_eq "$(worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
 		"CPUs of worker rust_loop$n-$q"
@@ -159,9 +160,16 @@ udevadm settle
 # loop.c's shape.
 lt_unload || lt_fail "unload"
 lt_load nr_hw_queues=1 || lt_fail "load with nr_hw_queues=1"
+# A kthread starts at kthreadd's nice level: with kthreadd reniced while the freshly loaded
+# driver makes its first device's worker (at its first bind), the worker's level shows that the
+# driver sets it (as loop.c's workqueue sets its workers' level, 0).
+kthreadd_nice=$(awk '{ print $19 }' /proc/2/stat)
+lt_on_exit "renice -n $kthreadd_nice -p 2 >/dev/null"
+renice -n 5 -p 2 >/dev/null
 dev=$(lt_attach "$img")
+renice -n "$kthreadd_nice" -p 2 >/dev/null
 lt_eq "$(find "/sys/block/${dev#/dev/}/mq" -mindepth 1 -maxdepth 1 | wc -l)" 1 "hardware queues with nr_hw_queues=1"
-lt_eq "$(worker_nice "${dev#/dev/loop}" 0)" 0 "nice level of the only worker with one queue"
+lt_eq "$(worker_nice "${dev#/dev/loop}" 0)" 0 "nice level of the only worker with one queue (kthreadd at 5)"
 lt_eq "$(worker_pid "${dev#/dev/loop}" s)" none "a shared worker with one queue"
 lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data with one queue"
 losetup -d "$dev"
