@@ -428,9 +428,6 @@ enum Action<'a> {
         write: bool,
         file: &'a BackingFile,
     },
-    /// Hand it to the blocking path (flush, discard, write-zeroes; `enqueue` sends those there
-    /// without a worker, so a worker does not see them today).
-    Blocking,
     /// Done already (or refused), with this result.
     Done(Result),
 }
@@ -609,9 +606,8 @@ impl LoopDevice {
 
     /// [`LoopDevice::dispatch`], under the submitter's cgroups.
     fn dispatch_charged(&self, mut rq: Rq<LoopQueue>) {
-        let (pos, write, file) = match self.decide(&rq, false) {
+        let (pos, write, file) = match self.decide(&rq) {
             Action::ReadWrite { pos, write, file } => (pos, write, FileKind::of(file)),
-            Action::Blocking => return Self::punt(rq),
             Action::Done(res) => return self.end_other(rq, res),
         };
         let rw = Rw {
@@ -708,7 +704,7 @@ impl LoopDevice {
     /// [`LoopDevice::run_blocking`], under the submitter's cgroups.
     fn run_blocking_charged(&self, mut rq: Rq<LoopQueue>) {
         let direct = rq.pdu().use_aio;
-        match self.decide(&rq, true) {
+        match self.decide(&rq) {
             Action::ReadWrite { pos, write, .. } if direct => {
                 // Completes through `rw_complete`, which ends the blocking write.
                 Stats::inc(&self.stats.aio_blocking);
@@ -719,11 +715,6 @@ impl LoopDevice {
                 let res = self.rw_buffered(&mut rq, pos, write, false);
                 Self::leave_blocking(&mut rq);
                 LoopQueue::complete_rw(rq, res);
-            }
-            // Decided with `blocking` set: never asks to be punted again.
-            Action::Blocking => {
-                Self::leave_blocking(&mut rq);
-                self.end(rq, BlkStatus::IOERR);
             }
             Action::Done(res) => {
                 Self::leave_blocking(&mut rq);
@@ -739,10 +730,10 @@ impl LoopDevice {
         }
     }
 
-    /// `do_req_filebacked`: with `blocking`, flush, discard and write-zeroes are done here
-    /// (without, they are to go to the blocking path); reads and writes are returned to be done
-    /// by the caller, which owns the request.
-    fn decide<'a>(&'a self, rq: &'a Rq<LoopQueue>, blocking: bool) -> Action<'a> {
+    /// `do_req_filebacked`: flush, discard and write-zeroes are done here (they reach only the
+    /// blocking path: `enqueue` sends them there); reads and writes are returned to be done by
+    /// the caller, which owns the request.
+    fn decide<'a>(&'a self, rq: &'a Rq<LoopQueue>) -> Action<'a> {
         let info = rq.info();
         let Some(io) = self.lock.io_view(rq) else {
             pr_warn_once!(
@@ -766,9 +757,6 @@ impl LoopDevice {
                 write: info.op == ReqOp::Write,
                 file,
             },
-            ReqOp::Flush | ReqOp::WriteZeroes { .. } | ReqOp::Discard if !blocking => {
-                Action::Blocking
-            }
             // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
             ReqOp::Flush => Action::Done(file.fsync().map_err(|_| EIO)),
             // If the caller doesn't want deallocation, zero the range; otherwise punch it out.
