@@ -156,6 +156,41 @@ def engine_table(runs):
     return lines
 
 
+def paired(k1, k2, metric="iops"):
+    """The ratio k1/k2 of each repetition (the two runs of a repetition are minutes apart at
+    most, while the boot's drift spans the whole run): (median, min, max), or None."""
+    by_rep = {}
+    for r in RUNS:
+        key = (r["subject"], r["workload"], r["label"])
+        if key in (k1, k2) and r.get(metric):
+            by_rep.setdefault(r["rep"], {})[key] = r[metric]
+    rs = [v[k1] / v[k2] for v in by_rep.values() if k1 in v and k2 in v]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else None
+
+
+def paired_table():
+    """Per-repetition rust/C ratios of every workload: where all of a workload's repetitions
+    fall on one side of 1.0, the difference is more than the boot's drift."""
+    keys = sorted({(r["subject"], r["workload"], r["label"]) for r in RUNS
+                   if r["subject"] in ("rust-dio", "rust-buf", "rust1-dio", "rust1-buf")})
+    lines = ["**10. rust/C per repetition** (each repetition's rust_loop run over the loop.ko "
+             "run of the same repetition: median, min–max; *all above* / *all below* when "
+             "every repetition is on that side of 1.0)", "",
+             "| subject | workload | IOPS rust/C | every repetition | ctxt/IO rust/C |",
+             "|---|---|---|---|---|"]
+    for subj, w, lb in keys:
+        c = ("c-" + subj.split("-", 1)[1], w, lb)
+        x = paired((subj, w, lb), c)
+        if x is None:
+            continue
+        side = "all above" if x[1] > 1.0 else "all below" if x[2] < 1.0 else "both sides"
+        cx = paired((subj, w, lb), c, "ctxt_per_io")
+        cxs = f"{cx[0]:.2f} <sub>({cx[1]:.2f}–{cx[2]:.2f})</sub>" if cx else "–"
+        lines.append(f"| {NAMES[subj]} | {w} {lb} | {x[0]:.2f} <sub>({x[1]:.2f}–{x[2]:.2f})"
+                     f"</sub> | {side} | {cxs} |")
+    return lines
+
+
 def med(s, key, metric):
     v = s.get(key, {}).get(metric)
     return v[0] if v else None
@@ -202,6 +237,23 @@ def targets(s):
     row("context switches per I/O no higher than loop.ko's",
         "higher in: " + ", ".join(worse_ctxt) if worse_ctxt else "never higher",
         not worse_ctxt)
+    # The same two goals with each repetition paired with loop.ko's run of that repetition:
+    # below (above) in every repetition is a difference the boot's drift does not explain.
+    below, above = [], []
+    for (subj, w, lb) in sorted(s):
+        if not subj.startswith("rust-"):
+            continue
+        c = ("c-" + subj.split("-", 1)[1], w, lb)
+        x = paired((subj, w, lb), c)
+        if x is not None and x[2] < 0.95:
+            below.append(f"{w} {lb} ({subj}: {x[0]:.2f}, at most {x[2]:.2f})")
+        cx = paired((subj, w, lb), c, "ctxt_per_io")
+        if cx is not None and cx[1] > 1.0:
+            above.append(f"{w} {lb} ({subj}: {cx[0]:.2f}, at least {cx[1]:.2f})")
+    row("… paired per repetition: no workload below 0.95 of loop.ko in every repetition",
+        "below in: " + ", ".join(below) if below else "none", not below)
+    row("… paired per repetition: no workload with more context switches in every repetition",
+        "more in: " + ", ".join(above) if above else "none", not above)
     return rows
 
 
@@ -264,6 +316,8 @@ def markdown(env, s, memory):
                 "9. Backing store in RAM: context switches per I/O")
     md.append("")
     md += engine_table(RUNS)
+    md.append("")
+    md += paired_table()
     md.append("")
     md += targets(s)
     return "\n".join(md) + "\n"
