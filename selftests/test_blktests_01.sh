@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# The upstream blktests loop group (loop/001-014: partition scan and removal, block sizes with
+# direct I/O, LOOP_GET_STATUS with a NULL argument, LOOP_CHANGE_FD racing attaches, capacity
+# changes under a mounted file system, uevents of LOOP_CONFIGURE, stale partitions, write-zeroes
+# on tmpfs) prints exactly what loop.ko 7.2 prints (blktests_loop.out, taken from loop.ko's run),
+# with no kernel report.
+. "$(dirname "$0")/lib.sh"
+lt_need sfdisk partx lsblk blkid mkfs.ext4 mkfs.ext2 python3
+
+out=$LT_WORK/out
+SCRATCH=$LT_WORK/blk "$LT_DIR/blktests_loop.sh" >"$out" 2>"$LT_WORK/err" ||
+	lt_fail "blktests_loop.sh exited $?: $(tail -n 5 "$LT_WORK/err")"
+if ! diff -u "$LT_DIR/blktests_loop.out" "$out" >"$LT_WORK/diff"; then
+	sed 's/^/# /' "$LT_WORK/diff"
+	sed 's/^/# stderr: /' "$LT_WORK/err"
+	lt_fail "the blktests loop group's output differs from loop.ko 7.2's (selftests/blktests_loop.out)"
+fi
+exit 0
