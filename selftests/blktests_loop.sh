@@ -219,8 +219,10 @@ run() { # run NNN TITLE [TOOLS]: header, dmesg marker, tNNN in a subshell with c
 	rm -rf "$T" && mkdir -p "$T"
 	MARK="blktests-loop-run-$NUM-$$-$RANDOM"
 	echo "$MARK" >/dev/kmsg 2>/dev/null || MARK=""
+	local t0=$SECONDS
 	# shellcheck disable=SC2086 # $3 is a list of tools
 	(trap cleanup EXIT; have ${3-} || exit; echo "Running loop/$NUM"; "t$NUM"; [ $? = 99 ] || echo "Test complete")
+	echo "loop/$NUM: $((SECONDS - t0)) s" >&2
 	rm -rf "$T"
 	if [ -n "$MARK" ]; then # blktests' _check_dmesg
 		echo "extra: dmesg splats: $(dmesg_since | grep -cE "$SPLATS")"

@@ -16,4 +16,5 @@ if ! diff -u "$LT_DIR/blktests_loop.out" "$out" >"$LT_WORK/diff"; then
 	sed 's/^/# stderr: /' "$LT_WORK/err"
 	lt_fail "the blktests loop group's output differs from loop.ko 7.2's (selftests/blktests_loop.out)"
 fi
+lt_log "time per test: $(sed -n 's/^loop\/\([0-9]*\): \([0-9]*\) s$/\1 \2s/p' "$LT_WORK/err" | paste -sd' ')"
 exit 0
