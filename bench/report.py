@@ -156,6 +156,12 @@ def engine_table(runs):
     return lines
 
 
+def loop_ko(key):
+    """The loop.ko run a rust_loop run (subject, workload, label) is compared with."""
+    subj, w, lb = key
+    return ("c-" + subj.split("-", 1)[1], w, lb)
+
+
 def paired(k1, k2, metric="iops"):
     """The ratio k1/k2 of each repetition (the two runs of a repetition are minutes apart at
     most, while the boot's drift spans the whole run): (median, min, max), or None."""
@@ -179,7 +185,7 @@ def paired_table():
              "| subject | workload | IOPS rust/C | every repetition | ctxt/IO rust/C |",
              "|---|---|---|---|---|"]
     for subj, w, lb in keys:
-        c = ("c-" + subj.split("-", 1)[1], w, lb)
+        c = loop_ko((subj, w, lb))
         x = paired((subj, w, lb), c)
         if x is None:
             continue
@@ -224,11 +230,11 @@ def targets(s):
     for (subj, w, lb) in s:
         if not subj.startswith("rust-"):
             continue
-        c = "c-" + subj.split("-", 1)[1]
-        v = r((subj, w, lb), (c, w, lb))
+        c = loop_ko((subj, w, lb))
+        v = r((subj, w, lb), c)
         if v is not None and (worst is None or v < worst):
             worst, worst_k = v, f"{NAMES[subj]}, {w} {lb}"
-        cx = r((subj, w, lb), (c, w, lb), "ctxt_per_io")
+        cx = r((subj, w, lb), c, "ctxt_per_io")
         if cx is not None and cx > 1.0:
             worse_ctxt.append(f"{w} {lb} ({subj}: {cx:.2f})")
     if worst is not None:
@@ -243,7 +249,7 @@ def targets(s):
     for (subj, w, lb) in sorted(s):
         if not subj.startswith("rust-"):
             continue
-        c = ("c-" + subj.split("-", 1)[1], w, lb)
+        c = loop_ko((subj, w, lb))
         x = paired((subj, w, lb), c)
         if x is not None and x[2] < 0.95:
             below.append(f"{w} {lb} ({subj}: {x[0]:.2f}, at most {x[2]:.2f})")
