@@ -239,6 +239,18 @@ impl Work for HwQueue {
 ///   apart): it loses the same-CPU wake-up.
 /// - In the same boot, one hardware queue was at 0.96-1.26 of loop.ko at QD16-32 on virtio
 ///   (ranges overlapping these), and at 1.12 for one psync writer to RAM.
+/// - Telling a synchronous submitter from an asynchronous one by whether it slept since its
+///   previous request on the queue (its voluntary context switches, `nvcsw`, a 4-entry table
+///   per queue), and sending the first kind to the queue worker at -20: the worker then
+///   preempts only a submitter that sleeps on the request anyway. Paired per-repetition
+///   medians as a ratio to loop.ko (one boot, 5 interleaved repetitions), as here / with the
+///   rest on the shared worker / with the rest routed as here: psync x4 from RAM 1.03 / 1.19 /
+///   1.35 (p50 220 / 80 / 232 us), libaio x2 at QD32 from RAM 1.21 / 1.40 / 0.97, one psync
+///   reader from RAM 2.01 / 2.06 / 2.12; on virtio, direct random reads at QD32 1.00 / 0.73 /
+///   0.95, the sequential writer at QD16 1.09 / 0.95 / 1.07, one psync reader 0.97 / 1.06 /
+///   0.91. Every range overlapped loop.ko's but for one psync reader from RAM: no gain
+///   that holds against the cost on virtio, and far from 3x (the switch to another
+///   submitting process remains; see the README's Performance).
 pub(crate) struct Engine {
     // Dropped first, then the shared worker: a worker may still hand a request to the
     // workqueue.
