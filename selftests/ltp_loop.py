@@ -17,22 +17,25 @@ different line. Nothing that varies between runs is printed: no device numbers (
 WORKDIR ("<tmpdir>/test.img"). Progress and diagnostics go to stderr.
 
 Deviations from LTP, and why:
-- python3 (fcntl.ioctl, the structures of include/uapi/linux/loop.h on x86-64) instead of C and
-  the LTP library: the guest has no compiler. LTP's TPASS/TFAIL verdicts become observed
+- python3 (fcntl.ioctl, the structures of include/uapi/linux/loop.h on x86-64, from loopctl.py)
+  instead of C and the LTP library: no LTP checkout or library build in the guest. LTP's TPASS/TFAIL verdicts become observed
   values, compared with loop.ko's by the caller: e.g. ioctl_loop01 prints the whole lo_flags
   value where LTP only checks that no flag outside AUTOCLEAR|PARTSCAN is set; this is stricter.
 - parted (not in the guest) is replaced by an MBR written here: the same msdos label with
   primary Linux partitions, on MiB boundaries (1 MiB .. 10 MiB, 10 MiB .. 20 MiB; parted's
   "10M" is 10 MB). Only the presence of the partitions is checked, as upstream.
-- LTP's retries (TST_RETRY_FN_EXP_BACKOFF on the partition nodes, TST_RETRY_FUNC on
+- LTP's retries (TST_RETRY_FN_EXP_BACKOFF on ioctl_loop01's partition nodes, TST_RETRY_FUNC on
   LOOP_SET_STATUS / LOOP_SET_STATUS64 / BLKRRPART, tst_detach_device_by_fd's LOOP_CLR_FD until
   ENXIO) are bounded polls here too, after `udevadm settle`; a retried call prints its final
-  outcome only. After a detach the port also waits (bounded) until the device is unbound, so
-  that the next step does not race with the last close of the device.
+  outcome only. Bounds: 10 s, 200 s on the debug kernel, 2 s each once one has expired (a
+  driver that answers otherwise must still let the run end within the test's time). ioctl09
+  checks its partitions at once, as upstream's access() does.
 - tst_detach_device_by_fd follows current LTP (the fd is closed once LOOP_CLR_FD answers ENXIO,
-  the test reopens the device); the outcome line says what the first LOOP_CLR_FD answered and
-  whether ENXIO followed. Current LTP's check for partitions left on a detached device
-  (clear_loop_device_partitions) is a printed check after every detach of a partitioned device.
+  the test reopens the device); the outcome line says what the first LOOP_CLR_FD answered,
+  whether ENXIO followed, and whether the device was unbound when that close returned (it is the
+  last close: loop.c unbinds before returning). Current LTP's check for partitions left on a
+  detached device (clear_loop_device_partitions, p1) is a printed check right after every
+  detach of a partitioned device, of each partition the test made.
 - The checks LTP skips on a missing feature (TCONF: LOOP_CONFIGURE, LOOP_SET_DIRECT_IO,
   LOOP_SET_BLOCK_SIZE probes) print the probe's outcome instead, and the test goes on.
 - Extra checks, on lines marked "(extra)": BLKGETSIZE64 next to sysfs size (ioctl_loop04/07);
@@ -64,18 +67,14 @@ import subprocess
 import sys
 import time
 
-LOOP_SET_FD = 0x4C00
-LOOP_CLR_FD = 0x4C01
-LOOP_SET_STATUS = 0x4C02
-LOOP_GET_STATUS = 0x4C03
-LOOP_SET_STATUS64 = 0x4C04
-LOOP_GET_STATUS64 = 0x4C05
-LOOP_CHANGE_FD = 0x4C06
-LOOP_SET_CAPACITY = 0x4C07
-LOOP_SET_DIRECT_IO = 0x4C08
-LOOP_SET_BLOCK_SIZE = 0x4C09
-LOOP_CONFIGURE = 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
+# The loop ABI (ioctl numbers; struct loop_info64, loop_info and loop_config on x86-64) from
+# the selftests' loopctl.py, next to this file: one copy of it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loopctl import (CONFIG, INFO, INFO64, LOOP_CHANGE_FD, LOOP_CLR_FD,  # noqa: E402
+                     LOOP_CONFIGURE, LOOP_CTL_GET_FREE, LOOP_GET_STATUS, LOOP_GET_STATUS64,
+                     LOOP_SET_BLOCK_SIZE, LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO, LOOP_SET_FD,
+                     LOOP_SET_STATUS, LOOP_SET_STATUS64)
+
 BLKRRPART = 0x125F
 BLKSSZGET = 0x1268
 BLKGETSIZE64 = 0x80081272
@@ -84,17 +83,6 @@ LO_FLAGS_READ_ONLY = 1
 LO_FLAGS_AUTOCLEAR = 4
 LO_FLAGS_PARTSCAN = 8
 LO_FLAGS_DIRECT_IO = 16
-
-# struct loop_info64 (232 bytes): lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit,
-# lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags, lo_file_name, lo_crypt_name,
-# lo_encrypt_key, lo_init[2].
-INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
-# struct loop_info (x86-64, 168 bytes): lo_number, lo_device, lo_inode, lo_rdevice, lo_offset,
-# lo_encrypt_type, lo_encrypt_key_size, lo_flags, lo_name, lo_encrypt_key, lo_init[2], reserved.
-INFO = struct.Struct("=i4xQQQiiii64s32sQQ4s4x")
-# struct loop_config (304 bytes): fd, block_size, info, __reserved[8].
-CONFIG = struct.Struct("=II232s64x")
-assert INFO64.size == 232 and INFO.size == 168 and CONFIG.size == 304
 
 WORK = ""
 TEST = ""
@@ -125,22 +113,42 @@ def call(fd, req, arg=0):
         return ename(e.errno)
 
 
-def retry(fd, req, arg=0, secs=60.0):
-    """LTP's TST_RETRY_FUNC(ioctl(...), TST_RETVAL_EQ0), bounded: the last outcome. The bounds
-    here (60 s) are for the debug kernel, many times slower: only an outcome that differs from
-    loop.ko's waits them out."""
-    end = time.monotonic() + secs
+# Bounded waits: 10 s, 20 times that on the debug kernel (many times slower). Only an outcome
+# that differs from loop.ko's waits a bound out; once one has, the later waits are 2 s, so that a
+# misbehaving driver still ends the run (and the diff is shown) within the test's time.
+SLOW = 20 if os.path.exists("/proc/lockdep") else 1
+EXPIRED = False
+
+
+def deadline(secs=10.0):
+    return time.monotonic() + (2.0 if EXPIRED else secs * SLOW)
+
+
+def expired():
+    global EXPIRED
+    if not EXPIRED:
+        log("a bounded wait expired: later waits are 2 s")
+    EXPIRED = True
+
+
+def retry(fd, req, arg=0):
+    """LTP's TST_RETRY_FUNC(ioctl(...), TST_RETVAL_EQ0), bounded: the last outcome."""
+    end = deadline()
     while True:
         r = call(fd, req, arg)
-        if r == "ok" or time.monotonic() >= end:
+        if r == "ok":
+            return r
+        if time.monotonic() >= end:
+            expired()
             return r
         time.sleep(0.05)
 
 
-def poll(cond, secs=60.0):
-    end = time.monotonic() + secs
+def poll(cond):
+    end = deadline()
     while not cond():
         if time.monotonic() >= end:
+            expired()
             return False
         time.sleep(0.05)
     return True
@@ -149,9 +157,11 @@ def poll(cond, secs=60.0):
 def settle():
     """udevadm settle: nothing of a previous step still in udev's hands (none without udev)."""
     try:
-        subprocess.run(["udevadm", "settle"], check=False)
+        r = subprocess.run(["udevadm", "settle"], stdout=sys.stderr, check=False).returncode
     except FileNotFoundError:
-        pass
+        return
+    if r:
+        log("udevadm settle exited %d" % r)
 
 
 def info(name=b"", flags=0, offset=0):
@@ -166,23 +176,23 @@ def config(fd, block_size=0, info=None):
     return CONFIG.pack(fd & 0xFFFFFFFF, block_size, info or info64())
 
 
-def get_flags(fd):
-    """LOOP_GET_STATUS: lo_flags as "0x.." or the errno."""
-    buf = bytearray(INFO.size)
+def status_field(fd, req, layout, index, form):
+    """One field of what LOOP_GET_STATUS(64) returns, formatted, or the errno."""
+    buf = bytearray(layout.size)
     try:
-        fcntl.ioctl(fd, LOOP_GET_STATUS, buf, True)
+        fcntl.ioctl(fd, req, buf, True)
     except OSError as e:
         return ename(e.errno)
-    return "%#x" % INFO.unpack(buf)[7]
+    return form % layout.unpack(buf)[index]
+
+
+def get_flags(fd):
+    """LOOP_GET_STATUS: lo_flags as "0x.." or the errno."""
+    return status_field(fd, LOOP_GET_STATUS, INFO, 7, "%#x")
 
 
 def get_sizelimit64(fd):
-    buf = bytearray(INFO64.size)
-    try:
-        fcntl.ioctl(fd, LOOP_GET_STATUS64, buf, True)
-    except OSError as e:
-        return ename(e.errno)
-    return str(INFO64.unpack(buf)[4])
+    return status_field(fd, LOOP_GET_STATUS64, INFO64, 4, "%d")
 
 
 SYSFS_EXTRA = ("size", "ro", "queue/logical_block_size", "loop/offset", "loop/sizelimit",
@@ -291,7 +301,8 @@ def find_free():
         os.close(fd)
     DEV, SYS = "/dev/loop%d" % n, "/sys/block/loop%d" % n
     # The node comes from devtmpfs as the disk is added.
-    poll(lambda: os.path.exists(DEV))
+    if not poll(lambda: os.path.exists(DEV)):
+        raise RuntimeError("%s did not appear" % DEV)
     log("free device %s" % DEV)
 
 
@@ -316,19 +327,26 @@ def bound():
 
 def detach_by_fd(fd):
     """Current LTP's tst_detach_device_by_fd: LOOP_CLR_FD until ENXIO (EBUSY tolerated),
-    then close the fd. Waits until the device is unbound (the last close clears it)."""
+    then close the fd. LOOP_CLR_FD answers ENXIO once it found this fd the only opener (the
+    device is then in rundown, refusing new openers), so this close is the last one, which
+    unbinds the device before it returns (loop.c's lo_release): whether it did is read at once."""
+    settle()  # udev's own openers gone first, as far as it goes
     first, last = None, None
-    end = time.monotonic() + 60
+    end = deadline()
     while True:
         last = call(fd, LOOP_CLR_FD)
         if first is None:
             first = last
-        if last not in ("ok", "errno EBUSY") or time.monotonic() >= end:
+        if last not in ("ok", "errno EBUSY"):
+            break
+        if time.monotonic() >= end:
+            expired()
             break
         time.sleep(0.05)
     os.close(fd)
-    gone = poll(lambda: not bound())
-    settle()
+    at_close = "unbound" if not bound() else "still bound"
+    # For the next step only: a device still bound is waited for, not judged again.
+    gone = at_close == "unbound" or poll(lambda: not bound())
     if DEV in ATTACHED and gone:
         ATTACHED.remove(DEV)
     # (extra) What a new opener is told about the device now.
@@ -338,9 +356,8 @@ def detach_by_fd(fd):
         os.close(fd)
     except OSError as e:
         after = "open " + ename(e.errno)
-    return "first LOOP_CLR_FD %s, then %s, %s, LOOP_GET_STATUS64 then %s" % (
-        first, last if last != "ok" else "no ENXIO for too long",
-        "unbound" if gone else "still bound", after)
+    return "first LOOP_CLR_FD %s, then %s, %s at the last close, LOOP_GET_STATUS64 then %s" % (
+        first, last if last != "ok" else "no ENXIO for too long", at_close, after)
 
 
 def detach():
@@ -364,15 +381,11 @@ def check_parts(what, n, wait):
     emit("%s: partition p%d sysfs directory" % (what, n), sysdir)
 
 
-def leftover_parts(what):
-    """Current LTP's clear_loop_device_partitions check after a detach. The last close drops
-    the partitions; when udev's was the last, that may still be under way: a bounded wait for
-    them to go (a partition left behind shows as "present" once the wait is over)."""
-    name = os.path.basename(DEV)
-    paths = ["%sp1" % DEV, os.path.join(SYS, "%sp1" % name)]
-    settle()
-    poll(lambda: not any(os.path.exists(p) for p in paths))
-    check_parts("after detach" + (" " + what if what else ""), 1, False)
+def leftover_parts(n):
+    """Current LTP's clear_loop_device_partitions check after a detach (upstream: p1; here
+    p1..pN). The last close (detach_by_fd's) dropped the partitions before it returned."""
+    for i in range(1, n + 1):
+        check_parts("after detach", i, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,27 +397,32 @@ def ioctl_loop01():
     fill("test.img", 1024 * 1024, 10)
     mbr("test.img", [P1])
     dev_fd = os.open(DEV, os.O_RDWR)
-    emit("attach", attach("test.img"))
-    emit("loop/partscan after attach", sysfs("loop/partscan"))
-    emit("loop/autoclear after attach", sysfs("loop/autoclear"))
-    emit("loop/backing_file", sysfs("loop/backing_file"))
-    status_extra(dev_fd, "after attach", "test.img")
+    try:
+        emit("attach", attach("test.img"))
+        emit("loop/partscan after attach", sysfs("loop/partscan"))
+        emit("loop/autoclear after attach", sysfs("loop/autoclear"))
+        emit("loop/backing_file", sysfs("loop/backing_file"))
+        status_extra(dev_fd, "after attach", "test.img")
 
-    def check(set_flag, autoclear_what):
-        emit("LOOP_SET_STATUS lo_flags=%#x" % set_flag,
-             call(dev_fd, LOOP_SET_STATUS, info(flags=set_flag)))
-        emit("LOOP_GET_STATUS lo_flags after setting %#x" % set_flag, get_flags(dev_fd))
-        emit("loop/partscan after setting %#x" % set_flag, sysfs("loop/partscan"))
-        emit("loop/autoclear after setting %#x (%s)" % (set_flag, autoclear_what),
-             sysfs("loop/autoclear"))
-        check_parts("after setting %#x" % set_flag, 1, True)
-        status_extra(dev_fd, "after setting %#x" % set_flag, "test.img")
+        def check(set_flag, autoclear_what):
+            emit("LOOP_SET_STATUS lo_flags=%#x" % set_flag,
+                 call(dev_fd, LOOP_SET_STATUS, info(flags=set_flag)))
+            emit("LOOP_GET_STATUS lo_flags after setting %#x" % set_flag, get_flags(dev_fd))
+            emit("loop/partscan after setting %#x" % set_flag, sysfs("loop/partscan"))
+            emit("loop/autoclear after setting %#x (%s)" % (set_flag, autoclear_what),
+                 sysfs("loop/autoclear"))
+            check_parts("after setting %#x" % set_flag, 1, True)
+            status_extra(dev_fd, "after setting %#x" % set_flag, "test.img")
 
-    check(set_flags, "LTP expects 1")
-    # "Test flag can be clear": AUTOCLEAR can, PARTSCAN cannot.
-    check(0, "LTP expects 0")
-    emit("detach", detach_by_fd(dev_fd))
-    leftover_parts("")
+        check(set_flags, "LTP expects 1")
+        # "Test flag can be clear": AUTOCLEAR can, PARTSCAN cannot.
+        check(0, "LTP expects 0")
+        emit("detach", detach_by_fd(dev_fd))
+        dev_fd = -1
+        leftover_parts(1)
+    finally:
+        if dev_fd >= 0:
+            os.close(dev_fd)
 
 
 def ioctl_loop02():
@@ -453,9 +471,11 @@ def ioctl_loop02():
                          "test1.img" if r == "ok" else "test.img")
             os.close(file_fd)
             emit("%s: detach" % what, detach_by_fd(dev_fd))
+            dev_fd = -1
             dev_fd = os.open(DEV, os.O_RDWR)
     finally:
-        os.close(dev_fd)
+        if dev_fd >= 0:
+            os.close(dev_fd)
         os.close(file_change_fd)
         os.close(file_fd_invalid)
 
@@ -570,7 +590,7 @@ def ioctl_loop05():
              retry(dev_fd, LOOP_SET_STATUS, info(offset=lbs // 2)))
         r = call(dev_fd, LOOP_SET_DIRECT_IO, 1)
         emit("LOOP_SET_DIRECT_IO 1 with lo_offset=logical_block_size/2", r)
-        check("after LOOP_SET_DIRECT_IO 1 with lo_offset=logical_block_size/2")
+        check("after LOOP_SET_DIRECT_IO 1 with lo_offset=logical_block_size/2 (extra)")
         if r == "ok":
             emit("LOOP_SET_DIRECT_IO 0 with lo_offset=logical_block_size/2",
                  call(dev_fd, LOOP_SET_DIRECT_IO, 0))
@@ -597,10 +617,11 @@ def ioctl_loop06():
         for size, what in cases:
             emit("LOOP_SET_BLOCK_SIZE %d (%s)" % (size, what),
                  call(dev_fd, LOOP_SET_BLOCK_SIZE, size))
-        emit("queue/logical_block_size after the invalid sizes",
+        emit("queue/logical_block_size after the invalid sizes (extra)",
              sysfs("queue/logical_block_size"))
         status_extra(dev_fd, "after the invalid sizes", "test.img")
         emit("detach", detach_by_fd(dev_fd))
+        dev_fd = -1
         dev_fd = os.open(DEV, os.O_RDWR)
         for size, what in cases:
             r = call(dev_fd, LOOP_CONFIGURE, config(file_fd, block_size=size))
@@ -611,10 +632,12 @@ def ioctl_loop06():
                      sysfs("queue/logical_block_size"))
                 status_extra(dev_fd, "LOOP_CONFIGURE block_size=%d" % size, "test.img")
                 emit("LOOP_CONFIGURE block_size=%d: detach" % size, detach_by_fd(dev_fd))
+                dev_fd = -1
                 dev_fd = os.open(DEV, os.O_RDWR)
-        emit("bound after the invalid LOOP_CONFIGUREs", "yes" if bound() else "no")
+        emit("bound after the invalid LOOP_CONFIGUREs (extra)", "yes" if bound() else "no")
     finally:
-        os.close(dev_fd)
+        if dev_fd >= 0:
+            os.close(dev_fd)
         os.close(file_fd)
 
 
@@ -644,6 +667,7 @@ def ioctl_loop07():
             else:
                 if attached:
                     emit("%s: detach first" % what, detach_by_fd(dev_fd))
+                    dev_fd = -1
                     dev_fd = os.open(DEV, os.O_RDWR)
                     attached = False
                 r = call(dev_fd, LOOP_CONFIGURE, config(file_fd, info=info64(sizelimit=limit)))
@@ -657,14 +681,17 @@ def ioctl_loop07():
             status_extra(dev_fd, what, "test.img")
             if req == LOOP_CONFIGURE:
                 emit("%s: detach" % what, detach_by_fd(dev_fd))
+                dev_fd = -1
                 dev_fd = os.open(DEV, os.O_RDWR)
             else:
                 emit("%s: reset with LOOP_SET_STATUS" % what,
                      retry(dev_fd, LOOP_SET_STATUS, info()))
-                emit("%s: loop/sizelimit after the reset" % what, sysfs("loop/sizelimit"))
+                emit("%s: loop/sizelimit after the reset (extra)" % what,
+                     sysfs("loop/sizelimit"))
                 status_extra(dev_fd, "%s: after the reset" % what, "test.img")
     finally:
-        os.close(dev_fd)
+        if dev_fd >= 0:
+            os.close(dev_fd)
         os.close(file_fd)
 
 
@@ -678,19 +705,19 @@ def ioctl09():
     try:
         emit("LOOP_SET_STATUS lo_flags=LO_FLAGS_PARTSCAN",
              call(dev_fd, LOOP_SET_STATUS, info(flags=LO_FLAGS_PARTSCAN)))
-        check_parts("one partition in the label", 1, True)
+        check_parts("one partition in the label", 1, False)  # upstream: access() at once
         check_parts("one partition in the label", 2, False)
         status_extra(dev_fd, "after LO_FLAGS_PARTSCAN", "test.img")
         mbr("test.img", [P1, P2])
         settle()
         emit("BLKRRPART after adding a partition", retry(dev_fd, BLKRRPART))
-        check_parts("after BLKRRPART", 1, True)
-        check_parts("after BLKRRPART", 2, True)
+        check_parts("after BLKRRPART", 1, False)
+        check_parts("after BLKRRPART", 2, False)
         status_extra(dev_fd, "after BLKRRPART", "test.img")
     finally:
         os.close(dev_fd)
     emit("detach", detach())
-    leftover_parts("")
+    leftover_parts(2)
 
 
 TESTS = [ioctl_loop01, ioctl_loop02, ioctl_loop03, ioctl_loop04, ioctl_loop05, ioctl_loop06,
@@ -698,17 +725,23 @@ TESTS = [ioctl_loop01, ioctl_loop02, ioctl_loop03, ioctl_loop04, ioctl_loop05, i
 
 
 def cleanup():
-    """LTP's cleanup: detach what the test left bound."""
+    """LTP's cleanup: detach what the test left bound (also its device bound by a call that
+    failed), and say whether that worked; the next test must not find it bound."""
     global ATTACHED
-    for d in ATTACHED:
+    for d in dict.fromkeys(ATTACHED + ([DEV] if DEV and bound() else [])):
         try:
             fd = os.open(d, os.O_RDONLY)
-            call(fd, LOOP_CLR_FD)
-            os.close(fd)
         except OSError as e:
-            log("cleanup of %s: %s" % (d, ename(e.errno)))
+            log("cleanup of %s: open %s" % (d, ename(e.errno)))
+            continue
+        try:
+            r = call(fd, LOOP_CLR_FD)
+        finally:
+            os.close(fd)
+        sysd = "/sys/block/%s/loop" % os.path.basename(d)
+        log("cleanup of %s: LOOP_CLR_FD %s, %s" % (
+            d, r, "unbound" if poll(lambda: not os.path.exists(sysd)) else "STILL BOUND"))
     ATTACHED = []
-    settle()
 
 
 def main():
