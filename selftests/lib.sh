@@ -229,6 +229,17 @@ lt_same_as_c() {
 	cmp -s "$kept" "$2" || lt_fail "$3 differs from loop.ko's"
 }
 
+# lt_same_as_expected EXPECTED OUT ERR WHAT: OUT, a port's output, must equal EXPECTED (loop.ko
+# 7.2's, committed: it holds for the loop.ko column too). Otherwise the port's stderr ERR and then
+# the diff are printed (the diff last: the runner shows the end of a failed test's output) and
+# the test fails.
+lt_same_as_expected() {
+	diff -u "$1" "$2" >"$LT_WORK/diff" && return 0
+	sed 's/^/# stderr: /' "$3"
+	sed 's/^/# /' "$LT_WORK/diff"
+	lt_fail "$4 differs from loop.ko 7.2's (selftests/$(basename "$1"))"
+}
+
 # lt_bound DEV: the device is bound (its loop/ sysfs group exists, util-linux's test).
 lt_bound() { [ -e "/sys/block/$(basename "$1")/loop/offset" ]; }
 

@@ -73,7 +73,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loopctl import (CONFIG, INFO, INFO64, LOOP_CHANGE_FD, LOOP_CLR_FD,  # noqa: E402
                      LOOP_CONFIGURE, LOOP_CTL_GET_FREE, LOOP_GET_STATUS, LOOP_GET_STATUS64,
                      LOOP_SET_BLOCK_SIZE, LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO, LOOP_SET_FD,
-                     LOOP_SET_STATUS, LOOP_SET_STATUS64)
+                     LOOP_SET_STATUS, LOOP_SET_STATUS64, decode_info, decode_info64, info64)
 
 BLKRRPART = 0x125F
 BLKSSZGET = 0x1268
@@ -168,31 +168,27 @@ def info(name=b"", flags=0, offset=0):
     return INFO.pack(0, 0, 0, 0, offset, 0, 0, flags, name, b"", 0, 0, b"")
 
 
-def info64(sizelimit=0, flags=0, offset=0):
-    return INFO64.pack(0, 0, 0, offset, sizelimit, 0, 0, 0, flags, b"", b"", b"", 0, 0)
-
-
 def config(fd, block_size=0, info=None):
     return CONFIG.pack(fd & 0xFFFFFFFF, block_size, info or info64())
 
 
-def status_field(fd, req, layout, index, form):
+def status_field(fd, req, layout, decode, field, form):
     """One field of what LOOP_GET_STATUS(64) returns, formatted, or the errno."""
     buf = bytearray(layout.size)
     try:
         fcntl.ioctl(fd, req, buf, True)
     except OSError as e:
         return ename(e.errno)
-    return form % layout.unpack(buf)[index]
+    return form % decode(buf)[field]
 
 
 def get_flags(fd):
     """LOOP_GET_STATUS: lo_flags as "0x.." or the errno."""
-    return status_field(fd, LOOP_GET_STATUS, INFO, 7, "%#x")
+    return status_field(fd, LOOP_GET_STATUS, INFO, decode_info, "lo_flags", "%#x")
 
 
 def get_sizelimit64(fd):
-    return status_field(fd, LOOP_GET_STATUS64, INFO64, 4, "%d")
+    return status_field(fd, LOOP_GET_STATUS64, INFO64, decode_info64, "lo_sizelimit", "%d")
 
 
 SYSFS_EXTRA = ("size", "ro", "queue/logical_block_size", "loop/offset", "loop/sizelimit",

@@ -19,11 +19,7 @@ if lt_debug_kernel; then
 fi
 SCRATCH=$LT_WORK/blk "$LT_DIR/blktests_loop.sh" >"$out" 2>"$LT_WORK/err" ||
 	lt_fail "blktests_loop.sh exited $?: $(tail -n 5 "$LT_WORK/err")"
-if ! diff -u "$LT_DIR/blktests_loop.out" "$out" >"$LT_WORK/diff"; then
-	# The diff last: the runner shows the end of a failed test's output.
-	sed 's/^/# stderr: /' "$LT_WORK/err"
-	sed 's/^/# /' "$LT_WORK/diff"
-	lt_fail "the blktests loop group's output differs from loop.ko 7.2's (selftests/blktests_loop.out)"
-fi
+lt_same_as_expected "$LT_DIR/blktests_loop.out" "$out" "$LT_WORK/err" \
+	"the blktests loop group's output"
 lt_log "time per test: $(sed -n 's/^loop\/\([0-9]*\): \([0-9]*\) s$/\1 \2s/p' "$LT_WORK/err" | paste -sd' ')"
 exit 0

@@ -31,12 +31,7 @@ mkdir -p "$LT_WORK/ltp"
 # It exits 1 if a step broke off a test ("TEST: aborted: ..." in the output, so in the diff).
 rc=0
 python3 "$LT_DIR/ltp_loop.py" "$LT_WORK/ltp" >"$out" 2>"$LT_WORK/err" || rc=$?
-if ! diff -u "$LT_DIR/ltp_loop.out" "$out" >"$LT_WORK/diff"; then
-	# The diff last: the runner shows the end of a failed test's output.
-	sed 's/^/# stderr: /' "$LT_WORK/err"
-	sed 's/^/# /' "$LT_WORK/diff"
-	lt_fail "the LTP loop tests' output differs from loop.ko 7.2's (selftests/ltp_loop.out)"
-fi
+lt_same_as_expected "$LT_DIR/ltp_loop.out" "$out" "$LT_WORK/err" "the LTP loop tests' output"
 [ "$rc" = 0 ] || lt_fail "ltp_loop.py exited $rc: $(tail -n 5 "$LT_WORK/err")"
 lt_log "time per test: $(sed -n 's/^\(ioctl[_a-z0-9]*\): \([0-9.]*\) s$/\1 \2s/p' "$LT_WORK/err" | paste -sd' ')"
 exit 0
