@@ -29,7 +29,7 @@
 //! moves the one `Rq`; none can keep a copy.
 
 use kernel::{
-    block::{SECTOR_SHIFT, SECTOR_SIZE},
+    block::SECTOR_SIZE,
     pr_warn_once,
     prelude::*,
     sync::{
@@ -760,7 +760,18 @@ impl LoopDevice {
         if info.op.is_write() && io.read_only {
             return Action::Done(Err(EIO));
         }
-        let Some(pos) = (info.sector << SECTOR_SHIFT).checked_add(io.offset) else {
+        let pos = match info.op {
+            // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
+            ReqOp::Flush => return Action::Done(file.fsync().map_err(|_| EIO)),
+            // Only the other requests have a position. blk-mq's flush request keeps
+            // `blk_rq_init`'s sector, -1, which overflows here with any offset (loop.c computes
+            // the position for every request, wrapping, and a flush ignores it).
+            _ => info
+                .sector
+                .checked_mul(u64::from(SECTOR_SIZE))
+                .and_then(|bytes| bytes.checked_add(io.offset)),
+        };
+        let Some(pos) = pos else {
             return Action::Done(Err(EIO));
         };
         match info.op {
@@ -769,8 +780,8 @@ impl LoopDevice {
                 write: info.op == ReqOp::Write,
                 file,
             },
-            // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
-            ReqOp::Flush => Action::Done(file.fsync().map_err(|_| EIO)),
+            // Done above.
+            ReqOp::Flush => Action::Done(Err(EIO)),
             // If the caller doesn't want deallocation, zero the range; otherwise punch it out.
             ReqOp::WriteZeroes { unmap: false } => {
                 Action::Done(self.fallocate(rq, file, FALLOC_FL_ZERO_RANGE, pos, info.bytes))
