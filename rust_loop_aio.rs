@@ -851,9 +851,10 @@ impl LoopDevice {
     /// The buffered path: a synchronous kiocb (never `IOCB_DIRECT`, even on an `O_DIRECT`
     /// file, so turning direct I/O off works) called until all bytes moved, continuing where an
     /// earlier attempt stopped. Short reads continue until end of file; a write that makes no
-    /// progress is an error, never a silent success. With `nowait`, a call that would block
-    /// ends the attempt: `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the
-    /// file system has no non-blocking buffered writes) of the first call.
+    /// progress is an error, never a silent success; an error after some progress is `Partial`
+    /// (the rest is retried). With `nowait`, a call that would block ends the attempt:
+    /// `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the file system has no
+    /// non-blocking buffered writes) of the first call.
     fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool, nowait: bool) -> RwResult {
         let bytes = rq.info().bytes;
         let mut done = rq.pdu().done;
@@ -868,6 +869,14 @@ impl LoopDevice {
         while done < bytes {
             match rw.step(pos + i64::from(done)) {
                 r if nowait && done > 0 && (r == EAGAIN.to_errno() as isize) => {
+                    return RwResult::Partial { done }
+                }
+                // An error after some progress: what moved completes and the rest is retried,
+                // so the error reaches only the bios it belongs to (loop.c's one call returns
+                // the bytes moved before the error, which it completes, and it retries the rest
+                // of a read). A remainder that could not be retried (mid-sector) fails with the
+                // error itself.
+                r if r < 0 && done > 0 && done % SECTOR_SIZE == 0 => {
                     return RwResult::Partial { done }
                 }
                 r if r < 0 => return RwResult::Error(Error::from_errno(r as i32)),

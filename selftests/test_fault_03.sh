@@ -8,7 +8,7 @@
 # oversized LOOP_SET_BLOCK_SIZE argument (2^32 + 512) on a device of block size 4096: rust_loop
 # says EINVAL and keeps 4096, loop.c truncates it to 512.
 . "$(dirname "$0")/lib.sh"
-lt_need fallocate
+lt_need fallocate python3
 
 lt_sparse "$LT_WORK/img" 8M
 dev=$(lt_attach "$LT_WORK/img" -b 4096)
@@ -49,6 +49,29 @@ else
 	# loop.c 7.2 acknowledges a short write (lo_complete_rq ends a write request OK whatever
 	# its transfer). If this fails, loop.c was fixed: update the README's differences.
 	[ "$rc" = 0 ] || lt_fail "loop.ko no longer acknowledges a short write: $out"
+fi
+losetup -d "$dev"
+udevadm settle
+
+# A request of four bios of which only the first fits, buffered (direct I/O off): four adjacent
+# 4 KiB direct writes submitted in one io_submit (the kernel plugs a batch of more than two, so
+# the block layer merges them into one request) when the backing tmpfs has one page left. The
+# file system stores the first 4 KiB and refuses the rest. rust_loop completes the first bio and
+# fails the others with ENOSPC (it once failed all four, the stored one too); loop.c acknowledges
+# all four (its short-write choice, as above).
+dev=$(lt_attach "$fs/img" --direct-io=off)
+rm -f "$fs/filler"
+avail=$(df -B1 --output=avail "$fs" | tail -n 1)
+fallocate -l $((avail - 4096)) "$fs/filler"
+merges() { awk '{ print $6 }' "/sys/block/${dev#/dev/}/stat"; }
+m0=$(merges)
+res=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((1 << 20)) 4)
+lt_log "four 4 KiB writes in one request, one page of space: results $res, write merges $m0 -> $(merges)"
+[ "$(merges)" = $((m0 + 3)) ] || lt_fail "the four writes were not merged into one request"
+if [ "$LT_DRIVER" = rust ]; then
+	lt_eq "$res" "4096 -28 -28 -28" "results of the four writes (-28: ENOSPC)"
+else
+	lt_eq "$res" "4096 4096 4096 4096" "results of the four writes on loop.ko"
 fi
 losetup -d "$dev"
 udevadm settle
