@@ -76,7 +76,14 @@ static_assert(offsetof(struct loop_info64, lo_offset) == 24 &&
 static_assert(offsetof(struct loop_config, block_size) == 4 &&
 	      offsetof(struct loop_config, info) == 8 &&
 	      offsetof(struct loop_config, __reserved) == 240);
-#ifdef CONFIG_X86_64
+/*
+ * The legacy struct loop_info and loop.c's compat_loop_info are laid out per architecture
+ * (__kernel_old_dev_t, compat_dev_t); rust_loop/uapi.rs and rust_loop.rs spell out x86-64's.
+ * Elsewhere LOOP_GET_STATUS would write past the caller's struct: refuse to build.
+ */
+#ifndef CONFIG_X86_64
+#error "rust_loop's legacy and compat loop_info layouts are x86-64's"
+#else
 static_assert(sizeof(struct loop_info) == 168);
 static_assert(offsetof(struct loop_info, lo_device) == 8 &&
 	      offsetof(struct loop_info, lo_offset) == 32 &&
