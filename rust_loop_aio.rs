@@ -60,7 +60,7 @@ pub(crate) struct Cmd {
     use_aio: bool,
     /// The current read or write attempt is the non-blocking one (an `EAGAIN` punts).
     nowait: bool,
-    /// Bytes a non-blocking buffered attempt moved before it would have blocked.
+    /// Bytes a non-blocking buffered attempt moved before it would have blocked (or failed).
     done: u32,
     /// A write counted in [`Stats::blocking_writes`] until it completes.
     blocking_write: bool,
@@ -81,11 +81,13 @@ pub(crate) struct Stats {
     /// path.
     buffered_nowait: Atomic<u64>,
     buffered_blocking: Atomic<u64>,
-    /// Non-blocking attempts that would have blocked and were handed to the blocking path.
+    /// Non-blocking attempts that would have blocked (or failed after some progress) and were
+    /// handed to the blocking path.
     eagain: Atomic<u64>,
     /// Commands run by the blocking path (workqueue): fallbacks, flushes, discards, ...
     blocking: Atomic<u64>,
-    /// Short transfers: requeued remainders, and failed ones.
+    /// Short transfers (and buffered ones that failed after some progress): requeued
+    /// remainders, and failed ones.
     requeued: Atomic<u64>,
     short_failed: Atomic<u64>,
     /// Requests ended with an error, by kind.
@@ -760,34 +762,37 @@ impl LoopDevice {
         if info.op.is_write() && io.read_only {
             return Action::Done(Err(EIO));
         }
-        let pos = match info.op {
-            // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
-            ReqOp::Flush => return Action::Done(file.fsync().map_err(|_| EIO)),
-            // Only the other requests have a position. blk-mq's flush request keeps
-            // `blk_rq_init`'s sector, -1, which overflows here with any offset (loop.c computes
-            // the position for every request, wrapping, and a flush ignores it).
-            _ => info
-                .sector
+        // The position in the file. A flush has none: blk-mq's flush request keeps
+        // `blk_rq_init`'s sector, -1, which would overflow here (loop.c computes the position
+        // for every request, wrapping, and a flush ignores it); so it is computed only in the
+        // arms that use it.
+        let pos = || {
+            info.sector
                 .checked_mul(u64::from(SECTOR_SIZE))
-                .and_then(|bytes| bytes.checked_add(io.offset)),
-        };
-        let Some(pos) = pos else {
-            return Action::Done(Err(EIO));
+                .and_then(|bytes| bytes.checked_add(io.offset))
+                .ok_or(EIO)
         };
         match info.op {
-            ReqOp::Read | ReqOp::Write => Action::ReadWrite {
-                pos,
-                write: info.op == ReqOp::Write,
-                file,
+            ReqOp::Read | ReqOp::Write => match pos() {
+                Ok(pos) => Action::ReadWrite {
+                    pos,
+                    write: info.op == ReqOp::Write,
+                    file,
+                },
+                Err(e) => Action::Done(Err(e)),
             },
-            // Done above.
-            ReqOp::Flush => Action::Done(Err(EIO)),
+            // `lo_req_flush`: any fsync error is an I/O error to the flusher (EOPNOTSUPP too).
+            ReqOp::Flush => Action::Done(file.fsync().map_err(|_| EIO)),
             // If the caller doesn't want deallocation, zero the range; otherwise punch it out.
             ReqOp::WriteZeroes { unmap: false } => {
-                Action::Done(self.fallocate(rq, file, FALLOC_FL_ZERO_RANGE, pos, info.bytes))
+                Action::Done(pos().and_then(|pos| {
+                    self.fallocate(rq, file, FALLOC_FL_ZERO_RANGE, pos, info.bytes)
+                }))
             }
             ReqOp::WriteZeroes { unmap: true } | ReqOp::Discard => {
-                Action::Done(self.fallocate(rq, file, FALLOC_FL_PUNCH_HOLE, pos, info.bytes))
+                Action::Done(pos().and_then(|pos| {
+                    self.fallocate(rq, file, FALLOC_FL_PUNCH_HOLE, pos, info.bytes)
+                }))
             }
             ReqOp::Other(op) => {
                 pr_warn_once!("rust_loop: unexpected request op {}\n", op);
@@ -851,8 +856,10 @@ impl LoopDevice {
     /// The buffered path: a synchronous kiocb (never `IOCB_DIRECT`, even on an `O_DIRECT`
     /// file, so turning direct I/O off works) called until all bytes moved, continuing where an
     /// earlier attempt stopped. Short reads continue until end of file; a write that makes no
-    /// progress is an error, never a silent success; an error after some progress is `Partial`
-    /// (the rest is retried). With `nowait`, a call that would block ends the attempt:
+    /// progress is an error, never a silent success; an error after some progress that ends on
+    /// a sector boundary is `Partial` (the rest is retried; in a non-blocking attempt, by the
+    /// blocking path, which then requeues it). With `nowait`, a call that would block ends the
+    /// attempt:
     /// `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the file system has no
     /// non-blocking buffered writes) of the first call.
     fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool, nowait: bool) -> RwResult {
@@ -871,11 +878,11 @@ impl LoopDevice {
                 r if nowait && done > 0 && (r == EAGAIN.to_errno() as isize) => {
                     return RwResult::Partial { done }
                 }
-                // An error after some progress: what moved completes and the rest is retried,
-                // so the error reaches only the bios it belongs to (loop.c's one call returns
-                // the bytes moved before the error, which it completes, and it retries the rest
-                // of a read). A remainder that could not be retried (mid-sector) fails with the
-                // error itself.
+                // An error after some progress: what moved completes (the bios it covers) and
+                // the rest is requeued, to fail from the failing position on (loop.c completes
+                // what a short read moved and retries the rest; it acknowledges a short write
+                // whole). Only when the rest starts on a sector boundary: otherwise the whole
+                // request fails with the error (the next arm).
                 r if r < 0 && done > 0 && done % SECTOR_SIZE == 0 => {
                     return RwResult::Partial { done }
                 }

@@ -4,7 +4,9 @@
 # O_DIRECT write (one request) through the device (direct I/O on) when the backing tmpfs has
 # 64 KiB left; the file system stores part of it. rust_loop retries the rest and fails the
 # write with the file system's ENOSPC; loop.c 7.2 acknowledges the whole request, so its writer
-# sees success for data that was never stored (on both: the data does not read back). An
+# sees success for data that was never stored (on both: the data does not read back). A request
+# of four bios of which only the first fits (buffered, one page of space left): rust_loop
+# completes the first and fails the other three with ENOSPC, loop.c acknowledges all four. An
 # oversized LOOP_SET_BLOCK_SIZE argument (2^32 + 512) on a device of block size 4096: rust_loop
 # says EINVAL and keeps 4096, loop.c truncates it to 512.
 . "$(dirname "$0")/lib.sh"

@@ -17,8 +17,9 @@ lt_file "$LT_WORK/w" 1M
 dd if="$LT_WORK/w" of="$dev" bs=1M seek=2 oflag=direct conv=notrunc status=none
 lt_eq "$(lt_sum "$img" $((1 << 20)) $((5 << 20)))" "$(lt_sum "$LT_WORK/w")" "write lands at offset + 2 MiB"
 # Flushes through it: blk-mq's flush request has no position (its sector is -1); rust_loop once
-# added the offset to it, overflowed and failed every flush of a device with an offset with EIO,
-# so ext4 in such a window could not even be mounted (found by util-linux's loop-overlay, mount_02).
+# added the offset to it, overflowed and failed every flush with EIO when the offset was 512
+# bytes or more, so ext4 in such a window could not even be mounted (found by util-linux's
+# loop-overlay, mount_02).
 dd if="$LT_WORK/w" of="$dev" bs=4k count=1 conv=fsync,notrunc status=none ||
 	lt_fail "a write and fsync through a device with an offset failed"
 mkfs.ext4 -q -F "$dev"
