@@ -86,29 +86,24 @@ say "mount's exit status (extra): $rc"
 losetup --detach "$lodev" >>"$raw" 2>&1 || say "losetup --detach: exit $?"
 subtest_end
 
-subtest "libmount/loop o-loop-val-initialized"
-lodev=$(losetup --find 2>>"$raw") || say "losetup --find: exit $?"
-losetup "$lodev" "$img" >>"$raw" 2>&1 || say "losetup: exit $?"
-rc=0
-mount -oloop="$lodev" "$img" "$mnt" >"$LT_WORK/msg" 2>&1 || rc=$?
-sed 's/^.*\.img//' "$LT_WORK/msg" >>"$raw"
-say "mount's exit status (extra): $rc"
-umount -q "$mnt" 2>/dev/null || true
-losetup --detach "$lodev" >>"$raw" 2>&1 || say "losetup --detach: exit $?"
-subtest_end
-
-subtest "libmount/loop o-loop-val-conflict"
+# o_loop_val NAME FILE: a free device bound to FILE, then the image mounted with -oloop= that
+# device (mount refuses both: the device is bound already).
+o_loop_val() {
+	local lodev rc=0
+	subtest "libmount/loop $1"
+	lodev=$(losetup --find 2>>"$raw") || say "losetup --find: exit $?"
+	losetup "$lodev" "$2" >>"$raw" 2>&1 || say "losetup: exit $?"
+	mount -oloop="$lodev" "$img" "$mnt" >"$LT_WORK/msg" 2>&1 || rc=$?
+	sed 's/^.*\.img//' "$LT_WORK/msg" >>"$raw"
+	say "mount's exit status (extra): $rc"
+	umount -q "$mnt" 2>/dev/null || true
+	losetup --detach "$lodev" >>"$raw" 2>&1 || say "losetup --detach: exit $?"
+	subtest_end
+}
+o_loop_val o-loop-val-initialized "$img"
 cp "$img" "$img-2"
-lodev=$(losetup --find 2>>"$raw") || say "losetup --find: exit $?"
-losetup "$lodev" "$img-2" >>"$raw" 2>&1 || say "losetup: exit $?"
-rc=0
-mount -oloop="$lodev" "$img" "$mnt" >"$LT_WORK/msg" 2>&1 || rc=$?
-sed 's/^.*\.img//' "$LT_WORK/msg" >>"$raw"
-say "mount's exit status (extra): $rc"
-umount -q "$mnt" 2>/dev/null || true
-losetup --detach "$lodev" >>"$raw" 2>&1 || say "losetup --detach: exit $?"
+o_loop_val o-loop-val-conflict "$img-2"
 rm "$img-2"
-subtest_end
 
 # tests/ts/libmount/loop-overlay: a 5 MiB ext2 image followed by a copy of itself.
 img=$LT_WORK/overlay.img
