@@ -60,7 +60,7 @@ pub(crate) struct Cmd {
     use_aio: bool,
     /// The current read or write attempt is the non-blocking one (an `EAGAIN` punts).
     nowait: bool,
-    /// Bytes a non-blocking buffered attempt moved before it would have blocked (or failed).
+    /// Bytes a non-blocking buffered attempt moved before it would have blocked.
     done: u32,
     /// A write counted in [`Stats::blocking_writes`] until it completes.
     blocking_write: bool,
@@ -81,8 +81,7 @@ pub(crate) struct Stats {
     /// path.
     buffered_nowait: Atomic<u64>,
     buffered_blocking: Atomic<u64>,
-    /// Non-blocking attempts that would have blocked (or failed after some progress) and were
-    /// handed to the blocking path.
+    /// Non-blocking attempts that would have blocked and were handed to the blocking path.
     eagain: Atomic<u64>,
     /// Commands run by the blocking path (workqueue): fallbacks, flushes, discards, ...
     blocking: Atomic<u64>,
@@ -856,12 +855,10 @@ impl LoopDevice {
     /// The buffered path: a synchronous kiocb (never `IOCB_DIRECT`, even on an `O_DIRECT`
     /// file, so turning direct I/O off works) called until all bytes moved, continuing where an
     /// earlier attempt stopped. Short reads continue until end of file; a write that makes no
-    /// progress is an error, never a silent success; an error after some progress that ends on
-    /// a sector boundary is `Partial` (the rest is retried; in a non-blocking attempt, by the
-    /// blocking path, which then requeues it). With `nowait`, a call that would block ends the
-    /// attempt:
-    /// `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the file system has no
-    /// non-blocking buffered writes) of the first call.
+    /// progress is an error, never a silent success; an error after some progress is
+    /// `FailedAfter` (the completion policy decides). With `nowait`, a call that would block
+    /// ends the attempt: `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the
+    /// file system has no non-blocking buffered writes) of the first call.
     fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool, nowait: bool) -> RwResult {
         let bytes = rq.info().bytes;
         let mut done = rq.pdu().done;
@@ -878,13 +875,9 @@ impl LoopDevice {
                 r if nowait && done > 0 && (r == EAGAIN.to_errno() as isize) => {
                     return RwResult::Partial { done }
                 }
-                // An error after some progress: what moved completes (the bios it covers) and
-                // the rest is requeued, to fail from the failing position on (loop.c completes
-                // what a short read moved and retries the rest; it acknowledges a short write
-                // whole). Only when the rest starts on a sector boundary: otherwise the whole
-                // request fails with the error (the next arm).
-                r if r < 0 && done > 0 && done % SECTOR_SIZE == 0 => {
-                    return RwResult::Partial { done }
+                r if r < 0 && done > 0 => {
+                    let err = Error::from_errno(r as i32);
+                    return RwResult::FailedAfter { done, err };
                 }
                 r if r < 0 => return RwResult::Error(Error::from_errno(r as i32)),
                 0 if write => return RwResult::Error(EIO),
@@ -967,6 +960,14 @@ fn completion(res: RwResult, op: ReqOp) -> Completion {
     match res {
         RwResult::Done => Completion::End(BlkStatus::OK),
         RwResult::Error(e) => Completion::End(rw_error_status(e)),
+        // An error after some progress: what moved completes (the bios it covers) and the rest
+        // is requeued, to fail from the failing position on (loop.c completes what a short read
+        // moved and retries the rest; it acknowledges a short write whole). A remainder that
+        // would start mid-sector cannot be retried: the whole request ends with the error.
+        RwResult::FailedAfter { done, .. } if done % SECTOR_SIZE == 0 => {
+            Completion::Requeue { done }
+        }
+        RwResult::FailedAfter { err, .. } => Completion::End(rw_error_status(err)),
         // The block layer advances requests in whole sectors only: a remainder starting
         // mid-sector would be retried at the wrong place.
         RwResult::Partial { done } if done > 0 && done % SECTOR_SIZE == 0 => {
@@ -1028,6 +1029,33 @@ mod tests {
             assert_eq!(
                 completion(RwResult::Partial { done: 512 }, op),
                 Completion::Requeue { done: 512 }
+            );
+        }
+    }
+
+    #[test]
+    fn error_after_progress_requeues_the_rest_from_a_sector_boundary() {
+        for op in [ReqOp::Read, ReqOp::Write] {
+            assert_eq!(
+                completion(
+                    RwResult::FailedAfter {
+                        done: 4096,
+                        err: ENOSPC
+                    },
+                    op
+                ),
+                Completion::Requeue { done: 4096 }
+            );
+            // Mid-sector: nothing can be retried, the error ends the request.
+            assert_eq!(
+                completion(
+                    RwResult::FailedAfter {
+                        done: 3996,
+                        err: ENOSPC
+                    },
+                    op
+                ),
+                Completion::End(BlkStatus::NOSPC)
             );
         }
     }

@@ -107,6 +107,8 @@ pub(crate) enum RwResult {
     EndOfFile { done: u32 },
     /// The file system returned an error.
     Error(Error),
+    /// A buffered read or write failed after `done` bytes (more than 0) had moved.
+    FailedAfter { done: u32, err: Error },
 }
 
 /// The operation of a request, decoded from `cmd_flags`.
