@@ -22,8 +22,6 @@ mkdir -p "$mnt"
 lt_dm_on_exit "$dm"
 lt_on_exit --first "swapoff -a 2>/dev/null; true"
 say() { echo "$*" >>"$out"; }
-# sum FILE OFFSET LENGTH: a checksum of that range.
-sum() { dd if="$1" bs=4k skip=$(($2 / 4096)) count=$(($3 / 4096)) status=none | md5sum | cut -c1-8; }
 # The same pseudo-random 64 MiB every time (the checksums are compared), in a 400 MiB file (XFS
 # needs 300 MiB).
 python3 - "$LT_WORK/pattern" <<'EOF'
@@ -45,16 +43,16 @@ for off in 0 1048576; do
 		rc=0
 		# (Each step's status is printed; a failing step does not stop the test.)
 		blkdiscard -o $((4 << 20)) -l $((1 << 20)) "$dev" || rc=$?
-		say "$tag blkdiscard rc=$rc bytes=$(sum "$img" $((off + (4 << 20))) $((1 << 20))) blocks=$(stat -c %b "$img")"
+		say "$tag blkdiscard rc=$rc bytes=$(lt_sum "$img" $((1 << 20)) $((off + (4 << 20)))) blocks=$(stat -c %b "$img")"
 		rc=0
 		blkdiscard -z -o $((8 << 20)) -l $((1 << 20)) "$dev" || rc=$?
-		say "$tag blkdiscard -z rc=$rc bytes=$(sum "$img" $((off + (8 << 20))) $((1 << 20)))"
+		say "$tag blkdiscard -z rc=$rc bytes=$(lt_sum "$img" $((1 << 20)) $((off + (8 << 20))))"
 		rc=0
 		fallocate -p -o $((12 << 20)) -l 65536 "$dev" 2>/dev/null || rc=$?
-		say "$tag fallocate -p rc=$rc bytes=$(sum "$img" $((off + (12 << 20))) 65536)"
+		say "$tag fallocate -p rc=$rc bytes=$(lt_sum "$img" 65536 $((off + (12 << 20))))"
 		rc=0
 		fallocate -z -o $((13 << 20)) -l 65536 "$dev" 2>/dev/null || rc=$?
-		say "$tag fallocate -z rc=$rc bytes=$(sum "$img" $((off + (13 << 20))) 65536)"
+		say "$tag fallocate -z rc=$rc bytes=$(lt_sum "$img" 65536 $((off + (13 << 20))))"
 		rc=0
 		blockdev --flushbufs "$dev" || rc=$?
 		say "$tag BLKFLSBUF rc=$rc"
@@ -122,7 +120,7 @@ for off in 0 1048576; do
 		a=0 b=0
 		dd if="$LT_WORK/pattern" of="$dev" bs=4k count=1 seek=767 conv=fsync,notrunc status=none || a=$?
 		dd if="$LT_WORK/pattern" of="$dev" bs=4k count=1 seek=768 conv=fsync,notrunc status=none 2>/dev/null || b=$?
-		say "$tag last block rc=$a past the end rc=$b bytes=$(sum "$img" $((off + (3 << 20) - 4096)) 4096)"
+		say "$tag last block rc=$a past the end rc=$b bytes=$(lt_sum "$img" 4096 $((off + (3 << 20) - 4096)))"
 		losetup -d "$dev"
 		udevadm settle
 	done
