@@ -62,7 +62,7 @@ mod workqueue;
 use blkdev::{BlockDevice, MajorRegistration, OpenMode, Probe};
 use disk::{Disk, DiskRef, NewDisk, OpenMutexHeld, QueueLimits};
 use file::{BackingFile, BoundFile};
-use lock::{DevGuard, DevLock, IoState, StaticKMutex};
+use lock::{DevGuard, DevLock, Held, IoState, Publish, StaticKMutex};
 use misc::{MiscOps, MiscRegistration};
 use rust_loop_aio::{hw_queues, Engine, Stats};
 use sysfs::{AttrGroup, SysfsBuf};
@@ -215,6 +215,49 @@ impl IoState for IoConfig {
     }
 }
 
+/// The values of `/sys/block/loopN/loop/` but `backing_file`, for sysfs to read without the
+/// device mutex, as loop.c reads its fields: a read of `loop/offset` (`losetup -l`, udev) must
+/// not wait behind a `LOOP_SET_STATUS` or `LOOP_SET_BLOCK_SIZE` that holds the mutex while it
+/// writes back the device's page cache and drains its I/O, which may take long (a slow or
+/// suspended backing device). Refreshed after every change under the mutex (see
+/// [`lock::Publish`]).
+struct SysfsView {
+    offset: Atomic<u64>,
+    sizelimit: Atomic<u64>,
+    autoclear: Atomic<bool>,
+    partscan: Atomic<bool>,
+    dio: Atomic<bool>,
+}
+
+impl SysfsView {
+    /// The view of an unbound device.
+    const fn new() -> Self {
+        Self {
+            offset: Atomic::new(0),
+            sizelimit: Atomic::new(0),
+            autoclear: Atomic::new(false),
+            partscan: Atomic::new(false),
+            dio: Atomic::new(false),
+        }
+    }
+}
+
+impl Publish<Config, IoConfig> for SysfsView {
+    fn publish(&self, cfg: &Config, io: &IoConfig, _held: Held<'_>) {
+        // Each attribute is one value read on its own: no ordering between them is needed.
+        self.offset.store(io.offset, Relaxed);
+        self.sizelimit.store(cfg.sizelimit, Relaxed);
+        self.autoclear
+            .store(cfg.flags & LO_FLAGS_AUTOCLEAR != 0, Relaxed);
+        self.partscan
+            .store(cfg.flags & LO_FLAGS_PARTSCAN != 0, Relaxed);
+        self.dio.store(io.dio, Relaxed);
+    }
+}
+
+/// The device mutex of a loop device, held.
+type LoopGuard<'a> = DevGuard<'a, Config, IoConfig, SysfsView>;
+
 /// A loop device (loop.c's `struct loop_device`).
 #[pin_data]
 pub(crate) struct LoopDevice {
@@ -226,7 +269,7 @@ pub(crate) struct LoopDevice {
     /// `LOOP_CTL_GET_FREE`, which tolerate a stale value, as in loop.c.
     state: Atomic<u32>,
     #[pin]
-    lock: DevLock<Config, IoConfig>,
+    lock: DevLock<Config, IoConfig, SysfsView>,
     /// The backing file again, for readers that must not take the device mutex (loop.c's
     /// `lo_lock`): binds walking a chain of stacked devices, which would otherwise nest two
     /// device mutexes, and sysfs `backing_file`. Set before the device is `Bound`, cleared
@@ -433,6 +476,7 @@ impl LoopDevice {
                         dio: false,
                         read_only: false,
                     },
+                    SysfsView::new(),
                     queue,
                     c"rust_loop::lo_mutex",
                     kernel::static_lock_class!(),
@@ -453,7 +497,7 @@ impl LoopDevice {
     }
 
     /// Changes the state; the device mutex must be held.
-    fn set_state(&self, _guard: &DevGuard<'_, Config, IoConfig>, state: LoState) {
+    fn set_state(&self, _guard: &LoopGuard<'_>, state: LoState) {
         self.state.store(state as u32, Release);
     }
 
@@ -520,7 +564,8 @@ impl LoopDevice {
         };
         disk.reset_block_size();
         disk.invalidate();
-        // Not under the device mutex: removing the group waits for readers, which take it.
+        // Removing the group waits for its readers; they take no lock of the device (see
+        // `SysfsView`), and none is held here anyway.
         if sysfs_inited {
             sysfs::remove_group(disk);
         }
@@ -718,12 +763,7 @@ impl LoopDevice {
 
     /// The binding itself, with the checks done and the device mutex held (the second half of
     /// `loop_configure`). Returns whether to scan partitions once the locks are dropped.
-    fn bind(
-        &self,
-        g: &mut DevGuard<'_, Config, IoConfig>,
-        disk: LoopDisk<'_>,
-        b: Binding,
-    ) -> Result<bool> {
+    fn bind(&self, g: &mut LoopGuard<'_>, disk: LoopDisk<'_>, b: Binding) -> Result<bool> {
         let Binding {
             file,
             flags,
@@ -765,13 +805,15 @@ impl LoopDevice {
             cfg.file_name = status.file_name;
             cfg.min_dio_size = min_dio_size;
             cfg.module_ref = Some(module_ref);
+            // With partitions configured, every device scans them (loop.c sets the flag just
+            // before its uevent; here it is published with the rest, before the group exists).
+            if part_shift() != 0 {
+                cfg.flags |= LO_FLAGS_PARTSCAN;
+            }
         }
         g.sysfs_inited = sysfs::add_group(disk);
         disk.set_size(size);
         self.set_state(g, LoState::Bound);
-        if part_shift() != 0 {
-            g.flags |= LO_FLAGS_PARTSCAN;
-        }
         let partscan = g.flags & LO_FLAGS_PARTSCAN != 0;
         if partscan {
             disk.set_partscan(true);
@@ -1092,15 +1134,15 @@ impl LoopDevice {
             }
             return Ok(());
         }
-        let g = self.lock.lock();
-        let io = g.io();
-        let flag = |set: bool| if set { "1" } else { "0" };
+        // Without the device mutex, as loop.c (see `SysfsView`).
+        let view = self.lock.published();
+        let flag = |set: &Atomic<bool>| if set.load(Relaxed) { "1" } else { "0" };
         let res = match index {
-            ATTR_OFFSET => writeln!(out, "{}", io.offset),
-            ATTR_SIZELIMIT => writeln!(out, "{}", g.sizelimit),
-            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(g.flags & LO_FLAGS_AUTOCLEAR != 0)),
-            ATTR_PARTSCAN => writeln!(out, "{}", flag(g.flags & LO_FLAGS_PARTSCAN != 0)),
-            ATTR_DIO => writeln!(out, "{}", flag(io.dio)),
+            ATTR_OFFSET => writeln!(out, "{}", view.offset.load(Relaxed)),
+            ATTR_SIZELIMIT => writeln!(out, "{}", view.sizelimit.load(Relaxed)),
+            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(&view.autoclear)),
+            ATTR_PARTSCAN => writeln!(out, "{}", flag(&view.partscan)),
+            ATTR_DIO => writeln!(out, "{}", flag(&view.dio)),
             _ => return Err(EINVAL),
         };
         res.map_err(|_| EINVAL)

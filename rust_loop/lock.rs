@@ -14,6 +14,10 @@
 //!   no request in flight, so no reader of the lock-free view exists while `I` changes. The
 //!   queue is checked at run time on both sides (a request of another queue gets no view; a
 //!   disk of another queue cannot be frozen for this lock).
+//! - [`Publish`]: what a [`DevLock`] keeps for readers that take neither the mutex nor a
+//!   request (sysfs), refreshed from `C` and `I` when a [`FrozenIo`] goes and when the mutex
+//!   is released ([`DevGuard`]'s `Drop`), so no change made under the mutex can be left out of
+//!   it; only this module publishes (the [`Held`] token).
 //!
 //! C header: [`include/linux/mutex.h`](srctree/include/linux/mutex.h).
 
@@ -230,8 +234,21 @@ impl<T> Drop for KGuard<'_, T> {
     }
 }
 
+/// A copy of parts of a device's configuration `C` and I/O state `I` that its readers take
+/// without the device mutex (its own fields are atomics, or otherwise `Sync`).
+pub(crate) trait Publish<C, I> {
+    /// Records `config` and `io`, the device's own: only this module can make the [`Held`]
+    /// token, which it does with the mutex held, when a [`FrozenIo`] or a [`DevGuard`] goes.
+    fn publish(&self, config: &C, io: &I, held: Held<'_>);
+}
+
+/// Proof, for [`Publish::publish`], that the caller holds the device mutex of the values it
+/// publishes (the private field keeps other modules from making one).
+pub(crate) struct Held<'a>(PhantomData<&'a ()>);
+
 /// A device's mutex (loop.c's `lo_mutex`) guarding its configuration `C`, plus the I/O state
-/// `I` that the I/O path reads without taking it (see the module documentation).
+/// `I` that the I/O path reads without taking it, plus `P`, a copy of parts of both for readers
+/// that take neither (see the module documentation).
 ///
 /// # Invariants
 ///
@@ -239,52 +256,28 @@ impl<T> Drop for KGuard<'_, T> {
 /// identified by `queue`; it is read without the mutex only through [`DevLock::io_view`], while
 /// an in-flight request of that queue is borrowed.
 #[pin_data]
-pub(crate) struct DevLock<C, I> {
+pub(crate) struct DevLock<C, I, P> {
     #[pin]
     mutex: KMutex<C>,
     io: UnsafeCell<I>,
     /// The address of the device's request queue, as an identity (never dereferenced).
     queue: usize,
+    /// As of the last change under the mutex (see [`Publish`]).
+    published: P,
 }
 
 // SAFETY: `io` is read from several tasks at once (the I/O path), hence `I: Sync`, and handed
-// between tasks under the rules above, hence `I: Send`; `C` moves with the mutex.
-unsafe impl<C: Send, I: Send + Sync> Sync for DevLock<C, I> {}
+// between tasks under the rules above, hence `I: Send`; `C` moves with the mutex; `P` is only
+// ever shared.
+unsafe impl<C: Send, I: Send + Sync, P: Sync> Sync for DevLock<C, I, P> {}
 // SAFETY: As above.
-unsafe impl<C: Send, I: Send + Sync> Send for DevLock<C, I> {}
+unsafe impl<C: Send, I: Send + Sync, P: Send> Send for DevLock<C, I, P> {}
 
-impl<C, I> DevLock<C, I> {
-    /// The lock of the device whose request queue is identified by `queue` (see
-    /// [`DiskRef::queue_id`]). Any value is sound: both the lock-free readers and the writers
-    /// are checked against the same queue.
-    pub(crate) fn new(
-        config: C,
-        io: I,
-        queue: usize,
-        name: &'static CStr,
-        key: Pin<&'static LockClassKey>,
-    ) -> impl PinInit<Self> {
-        pin_init!(Self {
-            mutex <- KMutex::new(config, name, key),
-            io: UnsafeCell::new(io),
-            queue,
-        })
-    }
-
-    /// Takes the device mutex.
-    pub(crate) fn lock(&self) -> DevGuard<'_, C, I> {
-        DevGuard {
-            guard: self.mutex.lock(),
-            lock: self,
-        }
-    }
-
-    /// Takes the device mutex, or fails with `EINTR` on a fatal signal.
-    pub(crate) fn lock_killable(&self) -> Result<DevGuard<'_, C, I>> {
-        Ok(DevGuard {
-            guard: self.mutex.lock_killable()?,
-            lock: self,
-        })
+impl<C, I, P> DevLock<C, I, P> {
+    /// The copy of the configuration for readers that take no lock: as of the last change
+    /// under the mutex, so possibly stale (as loop.c's lock-free reads of its fields).
+    pub(crate) fn published(&self) -> &P {
+        &self.published
     }
 
     /// The I/O path's view, valid while `rq` is borrowed; `None` if `rq` is not a request of
@@ -300,30 +293,83 @@ impl<C, I> DevLock<C, I> {
     }
 }
 
-/// The device mutex, held.
-pub(crate) struct DevGuard<'a, C, I> {
-    guard: KGuard<'a, C>,
-    lock: &'a DevLock<C, I>,
+impl<C, I, P: Publish<C, I>> DevLock<C, I, P> {
+    /// The lock of the device whose request queue is identified by `queue` (see
+    /// [`DiskRef::queue_id`]). Any value is sound: both the lock-free readers and the writers
+    /// are checked against the same queue. `published` starts as given: it should describe
+    /// `config` and `io`.
+    pub(crate) fn new(
+        config: C,
+        io: I,
+        published: P,
+        queue: usize,
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            mutex <- KMutex::new(config, name, key),
+            io: UnsafeCell::new(io),
+            queue,
+            published,
+        })
+    }
+
+    /// Takes the device mutex.
+    pub(crate) fn lock(&self) -> DevGuard<'_, C, I, P> {
+        DevGuard {
+            guard: self.mutex.lock(),
+            lock: self,
+        }
+    }
+
+    /// Takes the device mutex, or fails with `EINTR` on a fatal signal.
+    pub(crate) fn lock_killable(&self) -> Result<DevGuard<'_, C, I, P>> {
+        Ok(DevGuard {
+            guard: self.mutex.lock_killable()?,
+            lock: self,
+        })
+    }
 }
 
-impl<C, I> Deref for DevGuard<'_, C, I> {
+/// The device mutex, held. Dropping it publishes the configuration, then releases the mutex.
+pub(crate) struct DevGuard<'a, C, I, P: Publish<C, I>> {
+    guard: KGuard<'a, C>,
+    lock: &'a DevLock<C, I, P>,
+}
+
+impl<C, I, P: Publish<C, I>> Deref for DevGuard<'_, C, I, P> {
     type Target = C;
     fn deref(&self) -> &C {
         &self.guard
     }
 }
 
-impl<C, I> DerefMut for DevGuard<'_, C, I> {
+impl<C, I, P: Publish<C, I>> DerefMut for DevGuard<'_, C, I, P> {
     fn deref_mut(&mut self) -> &mut C {
         &mut self.guard
     }
 }
 
-impl<'a, C, I> DevGuard<'a, C, I> {
+impl<C, I, P: Publish<C, I>> Drop for DevGuard<'_, C, I, P> {
+    fn drop(&mut self) {
+        // Before `guard` (a field, dropped after this) releases the mutex.
+        self.publish();
+    }
+}
+
+impl<'a, C, I, P: Publish<C, I>> DevGuard<'a, C, I, P> {
     /// The I/O state, read under the mutex.
     pub(crate) fn io(&self) -> &I {
         // SAFETY: Writers hold the mutex, which we hold.
         unsafe { &*self.lock.io.get() }
+    }
+
+    /// Publishes the configuration (see [`Publish`]).
+    fn publish(&self) {
+        // We hold the mutex of `guard` and `io`.
+        self.lock
+            .published
+            .publish(&self.guard, self.io(), Held(PhantomData));
     }
 
     /// Freezes the queue so the I/O state can change (drains in-flight I/O first). `EINVAL` if
@@ -331,7 +377,7 @@ impl<'a, C, I> DevGuard<'a, C, I> {
     pub(crate) fn freeze<'g, 'd, B: Operations>(
         &'g mut self,
         disk: DiskRef<'d, B>,
-    ) -> Result<FrozenIo<'g, 'a, 'd, C, I>> {
+    ) -> Result<FrozenIo<'g, 'a, 'd, C, I, P>> {
         if disk.queue_id() != self.lock.queue {
             return Err(EINVAL);
         }
@@ -343,14 +389,23 @@ impl<'a, C, I> DevGuard<'a, C, I> {
     }
 }
 
-/// The device mutex held and the device's queue frozen: the I/O state may change.
-pub(crate) struct FrozenIo<'g, 'a, 'd, C, I> {
-    guard: &'g mut DevGuard<'a, C, I>,
+/// The device mutex held and the device's queue frozen: the I/O state may change. Dropping it
+/// publishes the configuration (so readers see a change before anything that follows it, as
+/// the uevent of a new size), then unfreezes the queue.
+pub(crate) struct FrozenIo<'g, 'a, 'd, C, I, P: Publish<C, I>> {
+    guard: &'g mut DevGuard<'a, C, I, P>,
     // Unfreezes on drop, after the writes are done.
     _frozen: Frozen<'d>,
 }
 
-impl<C, I> FrozenIo<'_, '_, '_, C, I> {
+impl<C, I, P: Publish<C, I>> Drop for FrozenIo<'_, '_, '_, C, I, P> {
+    fn drop(&mut self) {
+        // Before `_frozen` (a field, dropped after this) unfreezes the queue.
+        self.guard.publish();
+    }
+}
+
+impl<C, I, P: Publish<C, I>> FrozenIo<'_, '_, '_, C, I, P> {
     /// The configuration and the I/O state, both writable.
     pub(crate) fn parts(&mut self) -> (&mut C, &mut I) {
         // SAFETY: We hold the mutex and the device's queue is frozen: no reader of `io` exists

@@ -474,9 +474,9 @@ impl<T: Operations> Rq<T> {
 
     /// Starts a buffered (synchronous, never `IOCB_DIRECT`) read or write of the request's data
     /// on the backing file of `lock`'s I/O state; [`BufferedRw::step`] moves the data.
-    pub(crate) fn buffered<'a, C, I: IoState>(
+    pub(crate) fn buffered<'a, C, I: IoState, P>(
         &'a mut self,
-        lock: &'a DevLock<C, I>,
+        lock: &'a DevLock<C, I, P>,
         write: bool,
         nowait: bool,
     ) -> Result<BufferedRw<'a>> {
@@ -503,9 +503,9 @@ impl<T: Operations> Rq<T> {
     /// state with an async direct kiocb (`lo_rw_aio` with `use_aio`); with `nowait`, the file
     /// system returns `EAGAIN` instead of blocking. The request comes back through
     /// [`Operations::rw_complete`], now or from the file system's completion.
-    pub(crate) fn rw_direct<C, I: IoState>(
+    pub(crate) fn rw_direct<C, I: IoState, P>(
         mut self,
-        lock: &DevLock<C, I>,
+        lock: &DevLock<C, I, P>,
         pos: u64,
         write: bool,
         nowait: bool,

@@ -6,6 +6,9 @@
 # LOOP_SET_DIRECT_IO holding the device mutex while the queue freeze waits for that read, and
 # LOOP_GET_STATUS64 waiting for the mutex. The waiter is killed: it must be gone while the freeze
 # is still waiting (with an uninterruptible lock it would stay until the read completes).
+# Meanwhile the sysfs loop/ attributes are read: loop.c reads them without the mutex, so the
+# read must end while the holder still holds it (losetup -l and udev read them), with the values
+# they had before.
 . "$(dirname "$0")/lib.sh"
 lt_need dmsetup
 
@@ -18,6 +21,15 @@ udevadm settle
 dev=$(lt_attach /dev/mapper/rl-delay --direct-io=on)
 n=${dev#/dev/loop}
 udevadm settle
+# loop_attrs: the device's sysfs loop/ attributes, one "name value" line each.
+loop_attrs() {
+	local a v
+	for a in backing_file offset sizelimit autoclear partscan dio; do
+		v=$(cat "/sys/block/loop$n/loop/$a") || return 1
+		echo "$a $v"
+	done
+}
+attrs_before=$(loop_attrs)
 # Slow from now on: I/O to the middle third takes 10 s (60 s on a debug kernel, where the steps
 # below are many times slower: they must fit in the window). The ends, where udev's probes read,
 # stay fast, and nothing waits for udev meanwhile.
@@ -87,21 +99,40 @@ wait_until "LOOP_GET_STATUS64 blocking (on the device mutex)" blocked "$waiter" 
 # (The read's own count on the device, which is what the holder's queue freeze waits for.)
 in_flight ||
 	lt_fail "the delayed read ended during the setup: it took longer than the ${delay_ms} ms window"
-kill -KILL "$waiter"
-killed=$(date +%s%N) read_ended=
-# waiter_gone: the killed waiter has exited (or is a zombie); until then, notes when the read
-# ended. Called through lt_wait.
+read_ended=
+# gone PID: the process has exited (or is a zombie); until then, notes when the read ended.
+# Called through lt_wait.
 # shellcheck disable=SC2317
-waiter_gone() {
-	waiter_state=$(state "$waiter")
-	if [ -z "$waiter_state" ] || [ "$waiter_state" = Z ]; then return 0; fi
+gone() {
+	gone_state=$(state "$1")
+	if [ -z "$gone_state" ] || [ "$gone_state" = Z ]; then return 0; fi
 	[ -n "$read_ended" ] || in_flight || read_ended=$(date +%s%N)
 	return 1
 }
+# The sysfs attributes, read while the holder holds the mutex: they do not wait for it.
+# gone_in_flight PID: as gone, and notes whether the read was still in flight just before the
+# process was seen gone (sampled first: a process seen gone had ended by then).
+# shellcheck disable=SC2317
+gone_in_flight() {
+	in_flight_then=0
+	! in_flight || in_flight_then=1
+	gone "$1" || return 1
+}
+loop_attrs >"$LT_WORK/attrs" &
+attrs_reader=$!
+lt_wait 30 gone_in_flight "$attrs_reader" ||
+	lt_fail "reading sysfs loop/ is still waiting (state $gone_state) after 30 s"
+wait "$attrs_reader" || lt_fail "reading sysfs loop/ failed"
+[ "$in_flight_then" = 1 ] ||
+	lt_fail "reading sysfs loop/ ended only after the delayed read, once the mutex holder was done"
+lt_eq "$(cat "$LT_WORK/attrs")" "$attrs_before" "sysfs loop/ while LOOP_SET_DIRECT_IO holds the mutex"
+
+kill -KILL "$waiter"
+killed=$(date +%s%N)
 # A killable wait ends now; an uninterruptible one only when the holder lets go, once the read
 # is done.
-lt_wait 30 waiter_gone ||
-	lt_fail "the killed waiter is still there (state $waiter_state) after 30 s"
+lt_wait 30 gone "$waiter" ||
+	lt_fail "the killed waiter is still there (state $gone_state) after 30 s"
 wait "$waiter" 2>/dev/null || true
 # Seen gone: if the read is still in flight, the holder still holds the mutex, and the waiter
 # went without it.
