@@ -219,7 +219,7 @@ impl IoState for IoConfig {
 /// device mutex, as loop.c reads its fields: a read of `loop/offset` (`losetup -l`, udev) must
 /// not wait behind a `LOOP_SET_STATUS` or `LOOP_SET_BLOCK_SIZE` that holds the mutex while it
 /// writes back the device's page cache and drains its I/O, which may take long (a slow or
-/// suspended backing device). Refreshed after every change under the mutex (see
+/// suspended backing device). Refreshed at every unfreeze and every release of the mutex (see
 /// [`lock::Publish`]).
 struct SysfsView {
     offset: Atomic<u64>,
@@ -243,7 +243,7 @@ impl SysfsView {
 }
 
 impl Publish<Config, IoConfig> for SysfsView {
-    fn publish(&self, cfg: &Config, io: &IoConfig, _held: Held<'_>) {
+    fn publish(&self, cfg: &Config, io: &IoConfig, _held: Held) {
         // Each attribute is one value read on its own: no ordering between them is needed.
         self.offset.store(io.offset, Relaxed);
         self.sizelimit.store(cfg.sizelimit, Relaxed);

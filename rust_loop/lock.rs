@@ -235,16 +235,16 @@ impl<T> Drop for KGuard<'_, T> {
 }
 
 /// A copy of parts of a device's configuration `C` and I/O state `I` that its readers take
-/// without the device mutex (its own fields are atomics, or otherwise `Sync`).
-pub(crate) trait Publish<C, I> {
-    /// Records `config` and `io`, the device's own: only this module can make the [`Held`]
-    /// token, which it does with the mutex held, when a [`FrozenIo`] or a [`DevGuard`] goes.
-    fn publish(&self, config: &C, io: &I, held: Held<'_>);
+/// without the device mutex (so it is `Sync`: atomics, typically).
+pub(crate) trait Publish<C, I>: Sync {
+    /// Records `config` and `io`. Only this module calls it (only it can make a [`Held`]), with
+    /// the device mutex held, when a [`FrozenIo`] or a [`DevGuard`] goes.
+    fn publish(&self, config: &C, io: &I, held: Held);
 }
 
-/// Proof, for [`Publish::publish`], that the caller holds the device mutex of the values it
-/// publishes (the private field keeps other modules from making one).
-pub(crate) struct Held<'a>(PhantomData<&'a ()>);
+/// The token of [`Publish::publish`]: only this module makes one (the field is private), and
+/// only with the device mutex held.
+pub(crate) struct Held(());
 
 /// A device's mutex (loop.c's `lo_mutex`) guarding its configuration `C`, plus the I/O state
 /// `I` that the I/O path reads without taking it, plus `P`, a copy of parts of both for readers
@@ -369,7 +369,7 @@ impl<'a, C, I, P: Publish<C, I>> DevGuard<'a, C, I, P> {
         // We hold the mutex of `guard` and `io`.
         self.lock
             .published
-            .publish(&self.guard, self.io(), Held(PhantomData));
+            .publish(&self.guard, self.io(), Held(()));
     }
 
     /// Freezes the queue so the I/O state can change (drains in-flight I/O first). `EINVAL` if
