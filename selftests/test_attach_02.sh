@@ -19,14 +19,16 @@ out=$LT_WORK/out
 mkdir "$LT_WORK/tmpfs"
 # lt_cleanup unmounts it.
 mount -t tmpfs -o size=8m lt_attach_02 "$LT_WORK/tmpfs"
-python3 - "$LT_WORK" "$LT_REPO/README.md" >"$out" 2>"$LT_WORK/err" <<'PY'
-import errno, fcntl, hashlib, mmap, os, random, socket, struct, sys
+python3 - "$LT_WORK" "$LT_REPO/README.md" "$LT_DIR" >"$out" 2>"$LT_WORK/err" <<'PY'
+import errno, fcntl, hashlib, mmap, os, random, socket, sys
 
-LOOP_SET_FD, LOOP_CLR_FD, LOOP_SET_DIRECT_IO, LOOP_CONFIGURE = 0x4C00, 0x4C01, 0x4C08, 0x4C0A
-LOOP_CTL_GET_FREE = 0x4C82
+work, repo_file = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from loopctl import (CONFIG, LOOP_CLR_FD, LOOP_CONFIGURE, LOOP_CTL_GET_FREE,  # noqa: E402
+                     LOOP_SET_DIRECT_IO, LOOP_SET_FD, info64)
+
 LO_FLAGS_DIRECT_IO = 16
 F_ADD_SEALS, F_SEAL_WRITE = 1033, 0x0008
-work, repo_file = sys.argv[1], sys.argv[2]
 data = random.Random(7).randbytes(1 << 20)
 
 
@@ -97,12 +99,8 @@ def attach(label, make, stable=True):
             if how.startswith("SET_FD"):
                 fcntl.ioctl(lfd, LOOP_SET_FD, bfd)
             else:
-                # struct loop_config: fd, block_size, loop_info64 (lo_flags at 52), reserved.
-                cfg = bytearray(8 + 232 + 64)
-                struct.pack_into("I", cfg, 0, bfd)
-                if how == "CONFIGURE_DIO":
-                    struct.pack_into("I", cfg, 8 + 52, LO_FLAGS_DIRECT_IO)
-                fcntl.ioctl(lfd, LOOP_CONFIGURE, bytes(cfg))
+                flags = LO_FLAGS_DIRECT_IO if how == "CONFIGURE_DIO" else 0
+                fcntl.ioctl(lfd, LOOP_CONFIGURE, CONFIG.pack(bfd, 0, info64(flags=flags)))
         except OSError as e:
             print(line, "ERR", name(e.errno))
             os.close(lfd)
