@@ -224,8 +224,8 @@ impl IoState for IoConfig {
 struct SysfsView {
     offset: Atomic<u64>,
     sizelimit: Atomic<u64>,
-    autoclear: Atomic<bool>,
-    partscan: Atomic<bool>,
+    /// `Config::flags` (`autoclear`, `partscan`).
+    flags: Atomic<u32>,
     dio: Atomic<bool>,
 }
 
@@ -235,8 +235,7 @@ impl SysfsView {
         Self {
             offset: Atomic::new(0),
             sizelimit: Atomic::new(0),
-            autoclear: Atomic::new(false),
-            partscan: Atomic::new(false),
+            flags: Atomic::new(0),
             dio: Atomic::new(false),
         }
     }
@@ -247,10 +246,7 @@ impl Publish<Config, IoConfig> for SysfsView {
         // Each attribute is one value read on its own: no ordering between them is needed.
         self.offset.store(io.offset, Relaxed);
         self.sizelimit.store(cfg.sizelimit, Relaxed);
-        self.autoclear
-            .store(cfg.flags & LO_FLAGS_AUTOCLEAR != 0, Relaxed);
-        self.partscan
-            .store(cfg.flags & LO_FLAGS_PARTSCAN != 0, Relaxed);
+        self.flags.store(cfg.flags, Relaxed);
         self.dio.store(io.dio, Relaxed);
     }
 }
@@ -1136,13 +1132,14 @@ impl LoopDevice {
         }
         // Without the device mutex, as loop.c (see `SysfsView`).
         let view = self.lock.published();
-        let flag = |set: &Atomic<bool>| if set.load(Relaxed) { "1" } else { "0" };
+        let flag = |set: bool| if set { "1" } else { "0" };
+        let flags = view.flags.load(Relaxed);
         let res = match index {
             ATTR_OFFSET => writeln!(out, "{}", view.offset.load(Relaxed)),
             ATTR_SIZELIMIT => writeln!(out, "{}", view.sizelimit.load(Relaxed)),
-            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(&view.autoclear)),
-            ATTR_PARTSCAN => writeln!(out, "{}", flag(&view.partscan)),
-            ATTR_DIO => writeln!(out, "{}", flag(&view.dio)),
+            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(flags & LO_FLAGS_AUTOCLEAR != 0)),
+            ATTR_PARTSCAN => writeln!(out, "{}", flag(flags & LO_FLAGS_PARTSCAN != 0)),
+            ATTR_DIO => writeln!(out, "{}", flag(view.dio.load(Relaxed))),
             _ => return Err(EINVAL),
         };
         res.map_err(|_| EINVAL)
