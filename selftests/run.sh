@@ -18,9 +18,10 @@
 #   kernel log is read record by record (kmsg.py) and split at markers the runner writes, so
 #   nothing is missed however much the tests log; lost records fail the window they were in;
 # - a driver that cannot be unloaded after its column (a leaked reference);
-# - a test that does not finish within its timeout (settings, or LT_TIMEOUT): the runner kills
-#   it from outside; if it cannot be killed (stuck in the kernel), the stacks of blocked tasks
-#   are shown (sysrq w) and the run stops there.
+# - a test that does not finish within its timeout (settings, or LT_TIMEOUT): the runner first
+#   records what it was waiting for (timeout-dump.sh: its tasks, udev's, the blocked tasks'
+#   stacks), then kills it from outside; if it cannot be killed (stuck in the kernel), the
+#   stacks of blocked tasks are shown (sysrq w) and the run stops there.
 #
 # If /dev/vda exists it is formatted ext4 and holds the tests' files; otherwise they live in
 # /tmp.
@@ -218,13 +219,16 @@ run_one() {
 	start=$SECONDS
 	LT_DRIVER=$drv LT_WORK=$work setsid bash "./$t" >"$out" 2>&1 </dev/null &
 	pid=$!
-	# The watchdog: past the timeout it terminates the test and everything it started, then
-	# kills it, then, if even that did not end it (a task stuck in the kernel), tells us.
+	# The watchdog: past the timeout it records what the test was waiting for (timeout-dump.sh),
+	# terminates the test and everything it started, then kills it, then, if even that did not
+	# end it (a task stuck in the kernel), tells us.
 	stuck=0
 	trap 'stuck=1' USR1
+	rm -f "$out.timeout"
 	# shellcheck disable=SC2016 # the watchdog's own script
-	setsid bash -c 'sleep "$1"; kill -TERM -- "-$2"; sleep 10; kill -KILL -- "-$2"; sleep 10
-		kill -USR1 "$3"' watchdog "$timeout_s" "$pid" "$$" 2>/dev/null &
+	setsid bash -c 'sleep "$1"; "$4" "$2" >"$5" 2>&1; kill -TERM -- "-$2"; sleep 10
+		kill -KILL -- "-$2"; sleep 10; kill -USR1 "$3"' \
+		watchdog "$timeout_s" "$pid" "$$" "$DIR/timeout-dump.sh" "$out.timeout" 2>/dev/null &
 	dog=$!
 	wait "$pid"
 	rc=$?
@@ -232,21 +236,30 @@ run_one() {
 	wait "$dog" 2>/dev/null
 	trap - USR1
 	secs[$drv,$name]=$((SECONDS - start))
+	timed_out=
 	if [ "$stuck" = 1 ]; then
 		# Unkillable: stuck in the kernel. Show where, and stop the run.
 		echo w >/proc/sysrq-trigger
 		stopped="$name hung in the kernel on ${label[$drv]}"
-		echo "# TIMEOUT after ${timeout_s}s; the test could not be killed" >>"$out"
-		rc=124
+		timed_out="# TIMEOUT after ${timeout_s}s; the test could not be killed"
 	elif [ "${secs[$drv,$name]}" -ge "$timeout_s" ]; then
-		echo "# TIMEOUT after ${timeout_s}s" >>"$out"
-		rc=124
+		timed_out="# TIMEOUT after ${timeout_s}s"
 	fi
 	if ! check_window "$name on ${label[$drv]}" >>"$out"; then
 		rc=1
 		# The report is the test's: not a separate harness failure.
 		unset 'harness_failures[-1]'
 	fi
+	if [ -n "$timed_out" ]; then
+		# What it waited for: written by the watchdog before it terminated the test, appended
+		# only now (the test's output is not opened for appending: writing into it meanwhile
+		# could be overwritten) and last, after the kernel log of a timed-out test's blocked
+		# tasks, so the runner's tail of a failed test shows it.
+		[ -s "$out.timeout" ] && sed 's/^/# /' "$out.timeout" >>"$out"
+		echo "$timed_out" >>"$out"
+		rc=124
+	fi
+	rm -f "$out.timeout"
 	if [ -z "$stopped" ]; then
 		# Whatever a test left behind must not leak into the next one.
 		if [ "$(lt_loaded_driver)" = "$drv" ] && [ -n "$(losetup -a 2>/dev/null)" ]; then
