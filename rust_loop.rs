@@ -537,8 +537,10 @@ impl LoopDevice {
             let (file, module_ref, sysfs_inited) = match g.freeze(disk) {
                 Ok(mut f) => {
                     let (cfg, io) = f.parts();
+                    // `dio` is left as it is, as loop.c leaves `LO_FLAGS_DIRECT_IO` in
+                    // `lo_flags` until the sysfs group is gone: `loop/dio` reads the binding's
+                    // value until then. With no file it drives no I/O, and binding sets it.
                     io.offset = 0;
-                    io.dio = false;
                     io.read_only = false;
                     cfg.sizelimit = 0;
                     cfg.file_name = [0; LO_NAME_SIZE];
@@ -1475,8 +1477,9 @@ impl core::fmt::Debug for DevDebug {
         let dev = &self.0;
         let g = dev.lock.lock();
         writeln!(f, "state: {:?}", dev.state())?;
-        writeln!(f, "dio: {}", u8::from(g.io().dio))?;
         if let Some(file) = g.io().file.as_ref() {
+            // Only while bound: unbinding leaves the last binding's value (see `unbind`).
+            writeln!(f, "dio: {}", u8::from(g.io().dio))?;
             // Bound: the backing mapping must not recurse into I/O or file-system reclaim
             // (`now` 0), and its own mask comes back at unbinding (`saved` 1 normally).
             let (now, saved) = file.reclaim_io_fs();
