@@ -212,7 +212,7 @@ kunit_results() {
 
 # run_one DRV TEST INDEX: runs one test in its own session, bounded from outside.
 run_one() {
-	local drv=$1 t=$2 i=$3 name=${2%.sh} work rc start out pid dog stuck other
+	local drv=$1 t=$2 i=$3 name=${2%.sh} work rc start out pid dog stuck other timed_out
 	work=$scratch/$drv-$name
 	rm -rf "$work" && mkdir -p "$work"
 	out=$scratch/out.$drv.$name
@@ -226,8 +226,10 @@ run_one() {
 	trap 'stuck=1' USR1
 	rm -f "$out.timeout"
 	# shellcheck disable=SC2016 # the watchdog's own script
-	setsid bash -c 'sleep "$1"; "$4" "$2" >"$5" 2>&1; kill -TERM -- "-$2"; sleep 10
-		kill -KILL -- "-$2"; sleep 10; kill -USR1 "$3"' \
+	# The dump is bounded: it reads every task's command line, which waits for that task's
+	# mmap_lock, and must not keep the watchdog from killing what is stuck.
+	setsid bash -c 'sleep "$1"; timeout -k 5 60 "$4" "$2" >"$5" 2>&1; kill -TERM -- "-$2"
+		sleep 10; kill -KILL -- "-$2"; sleep 10; kill -USR1 "$3"' \
 		watchdog "$timeout_s" "$pid" "$$" "$DIR/timeout-dump.sh" "$out.timeout" 2>/dev/null &
 	dog=$!
 	wait "$pid"
@@ -255,7 +257,11 @@ run_one() {
 		# only now (the test's output is not opened for appending: writing into it meanwhile
 		# could be overwritten) and last, after the kernel log of a timed-out test's blocked
 		# tasks, so the runner's tail of a failed test shows it.
-		[ -s "$out.timeout" ] && sed 's/^/# /' "$out.timeout" >>"$out"
+		if [ -s "$out.timeout" ]; then
+			sed -e '/^end of the dump$/d' -e 's/^/# /' "$out.timeout" >>"$out"
+			tail -n 1 "$out.timeout" | grep -qx 'end of the dump' ||
+				echo "# (the dump is incomplete: it was stopped, or the test ended meanwhile)" >>"$out"
+		fi
 		echo "$timed_out" >>"$out"
 		rc=124
 	fi

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * sysfs_watch DIR ATTR...: reads DIR/ATTR for every ATTR over and over, from files opened once,
- * until every one of them fails (its sysfs group removed), and prints, per attribute, the
- * values it read in order, each once for a run of equal values ("offset 4096>0"), then the
- * number of rounds. It prints "ready" once every file is open and read once, so the caller
- * starts what it watches only then. Used by test_rundown_02.sh.
+ * until every one of them fails with ENODEV (its sysfs group removed; any other error fails it),
+ * and prints, per attribute, the values it read in order, each once for a run of equal values
+ * ("offset 4096>0"), then the number of rounds. It prints "ready" once every file is open and
+ * read once, so the caller starts what it watches only then. Used by test_rundown_02.sh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +45,12 @@ int main(int argc, char **argv)
 				continue;
 			len = pread(fd[i], buf, sizeof(buf) - 1, 0);
 			if (len < 0) {
-				/* The group is gone: this file reads no more. */
+				/* The group is gone (kernfs: ENODEV): this file reads no more. */
+				if (errno != ENODEV) {
+					fprintf(stderr, "sysfs_watch: reading %s: %s\n",
+						argv[i + 2], strerror(errno));
+					return 1;
+				}
 				close(fd[i]);
 				fd[i] = -1;
 				continue;

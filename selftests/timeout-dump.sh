@@ -33,3 +33,4 @@ if [ -n "$blocked" ]; then
 else
 	echo "no task in D state"
 fi
+echo "end of the dump"
