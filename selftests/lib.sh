@@ -174,6 +174,14 @@ lt_wait() {
 	done
 }
 
+# lt_detach DEV: unbinds DEV (losetup -d) and waits until it is unbound. The unbinding waits for
+# the device's last close: udev watches loop devices, so after a write-close of one its probe may
+# hold it open for a moment, and binding it again meanwhile fails with EBUSY.
+lt_detach() {
+	losetup -d "$1" || lt_fail "losetup -d $1"
+	lt_wait 120 sh -c "! [ -e /sys/block/${1##*/}/loop ]" || lt_fail "$1 still bound 120 s after losetup -d"
+}
+
 # lt_debug_kernel: the guest runs the debug kernel of `make check-debug` (lockdep's
 # /proc/lockdep is there), where every step is many times slower: for time windows and grace
 # periods, never for what a test asserts.

@@ -82,8 +82,7 @@ ask("BLKROSET 0", 0x125D, "=i", arg=struct.pack("=i", 0), fd=fd)
 ask("BLKROGET after BLKROSET 0", 0x125E, "=i", fd=fd)
 os.close(fd)
 PY
-# ask DEV LABEL: records the outcomes for DEV once udev is done with it (its probe holds the
-# device open, which would defer an unbinding and make the next binding EBUSY), then settles
+# ask DEV LABEL: records the outcomes for DEV once udev is done with it, then lets udev handle
 # the uevents the questions caused.
 ask() {
 	udevadm settle
@@ -91,25 +90,23 @@ ask() {
 	udevadm settle
 }
 
+
 dev=$(losetup -f)
 ask "$dev" unbound
 losetup "$dev" "$img" || lt_fail "binding read-write"
 ask "$dev" "bound read-write"
-losetup -d "$dev"
-udevadm settle
+lt_detach "$dev"
 losetup -r "$dev" "$img" || lt_fail "binding read-only"
 ask "$dev" "bound read-only"
-losetup -d "$dev"
-udevadm settle
+lt_detach "$dev"
 losetup --direct-io=on -b 4096 -P "$dev" "$img" || lt_fail "binding with direct I/O"
 ask "$dev" "bound with direct I/O, 4096-byte blocks, partition scan"
-losetup -d "$dev"
-udevadm settle
+lt_detach "$dev"
 lower=$(lt_attach "$img")
 dev=$(lt_attach "$lower")
 ask "$dev" "bound to a loop device"
-losetup -d "$dev"
-losetup -d "$lower"
+lt_detach "$dev"
+lt_detach "$lower"
 lt_log "$(grep -c '^==' "$rec") states, $(grep -vc '^==' "$rec") outcomes"
 lt_same_as_c blkioctl "$rec" "the ioctl outcomes"
 exit 0

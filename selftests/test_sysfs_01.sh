@@ -17,7 +17,7 @@ rec=$LT_WORK/record
 
 # snap LABEL: appends the state of $dev to the record.
 snap() {
-	local d=/sys/block/${dev##*/} f name
+	local d=/sys/block/${dev##*/} f name v
 	udevadm settle
 	echo "== $1" >>"$rec"
 	for f in "$d"/* "$d"/queue/* "$d"/loop/* "$d"/integrity/*; do
@@ -26,11 +26,15 @@ snap() {
 		fi
 		name=${f#"$d"/}
 		case $name in diskseq | stat | inflight | dev | uevent) continue ;; esac
-		# Multi-line values on one line; a read error is recorded as such.
-		echo "$name=$(tr '\n' '|' <"$f" 2>&1)" >>"$rec"
+		# Read by the shell itself (a process per value takes minutes on the debug kernel);
+		# `read -d ''` ends at the end of the file with status 1.
+		v=
+		{ IFS= read -r -d '' v || true; } <"$f" 2>/dev/null || v="(cannot open)"
+		echo "$name=${v//$'\n'/|}" >>"$rec"
 	done
 	echo "holders=$(find "$d/holders" -mindepth 1 -printf '%f ') slaves=$(find "$d/slaves" -mindepth 1 -printf '%f ')" >>"$rec"
 }
+
 
 lt_on_exit "! [ -e /sys/block/${lower##*/} ] || python3 -S $LT_DIR/loopctl.py ctl-remove 31 >/dev/null"
 lt_on_exit "! [ -e /sys/block/${dev##*/} ] || python3 -S $LT_DIR/loopctl.py ctl-remove 30 >/dev/null"
@@ -39,11 +43,11 @@ lt_expect "OK 31" ctl-add 31
 snap "created by LOOP_CTL_ADD"
 losetup "$dev" "$img" || lt_fail "binding read-write"
 snap "bound read-write"
-losetup -d "$dev"
+lt_detach "$dev"
 snap "unbound after read-write"
 losetup -r "$dev" "$img" || lt_fail "binding read-only"
 snap "bound read-only"
-losetup -d "$dev"
+lt_detach "$dev"
 snap "unbound after read-only"
 losetup --direct-io=on -b 4096 -o 4096 --sizelimit 33554432 -P "$dev" "$img" ||
 	lt_fail "binding with direct I/O, block size, offset, size limit, partition scan"
@@ -51,13 +55,13 @@ snap "bound with direct I/O, 4096-byte blocks, offset 4096, size limit 32 MiB, p
 truncate -s 96M "$img"
 losetup -c "$dev" || lt_fail "LOOP_SET_CAPACITY"
 snap "after the file grew and LOOP_SET_CAPACITY"
-losetup -d "$dev"
+lt_detach "$dev"
 snap "unbound after direct I/O"
 losetup "$lower" "$img" || lt_fail "binding $lower"
 losetup "$dev" "$lower" || lt_fail "binding $dev to $lower"
 snap "bound to a loop device"
-losetup -d "$dev"
-losetup -d "$lower"
+lt_detach "$dev"
+lt_detach "$lower"
 snap "unbound after a loop device"
 lt_log "$(grep -c '^==' "$rec") states, $(grep -vc '^==' "$rec") values"
 # The image's path is the column's own.
