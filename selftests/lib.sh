@@ -180,6 +180,16 @@ lt_wait() {
 lt_detach() {
 	losetup -d "$1" || lt_fail "losetup -d $1"
 	lt_wait 120 sh -c "! [ -e /sys/block/${1##*/}/loop ]" || lt_fail "$1 still bound 120 s after losetup -d"
+	# The group goes before the end of the unbinding; an open waits for the release that does
+	# it (and a read-only close does not wake udev's watch).
+	: <"$1"
+}
+
+# lt_ctl_remove N: removes /dev/loopN if it exists (LOOP_CTL_REMOVE), waiting while it is busy
+# (EBUSY: udev's probe may hold it open for a moment after a write-close). A cleanup step.
+lt_ctl_remove() {
+	[ -e "/sys/block/loop$1" ] || return 0
+	lt_wait 60 sh -c "python3 -S '$LT_DIR/loopctl.py' ctl-remove $1 | grep -qx 'OK 0'"
 }
 
 # lt_debug_kernel: the guest runs the debug kernel of `make check-debug` (lockdep's

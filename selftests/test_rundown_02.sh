@@ -46,7 +46,14 @@ for cycle in 1 2 3 4 5 6 7 8; do
 	# The reader ends once the unbinding has removed the group (at losetup's close, or at a
 	# later close of udev's); a bound on the wait rather than the runner's timeout.
 	lines=0
-	while read -r -t 120 name values <&"$out"; do
+	while :; do
+		status=0
+		read -r -t 120 name values <&"$out" || status=$?
+		if [ "$status" -gt 128 ]; then
+			kill "$pid" 2>/dev/null
+			lt_fail "cycle $cycle: the loop/ group still there 120 s after losetup -d"
+		fi
+		[ "$status" = 0 ] || break
 		if [ "$name" = rounds ]; then
 			rounds=$((rounds + values))
 			continue

@@ -29,15 +29,15 @@ snap() {
 		# Read by the shell itself (a process per value takes minutes on the debug kernel);
 		# `read -d ''` ends at the end of the file with status 1.
 		v=
-		{ IFS= read -r -d '' v || true; } <"$f" 2>/dev/null || v="(cannot open)"
+		{ IFS= read -r -d '' v || true; } 2>/dev/null <"$f" || v="(cannot open)"
 		echo "$name=${v//$'\n'/|}" >>"$rec"
 	done
 	echo "holders=$(find "$d/holders" -mindepth 1 -printf '%f ') slaves=$(find "$d/slaves" -mindepth 1 -printf '%f ')" >>"$rec"
 }
 
 
-lt_on_exit "! [ -e /sys/block/${lower##*/} ] || python3 -S $LT_DIR/loopctl.py ctl-remove 31 >/dev/null"
-lt_on_exit "! [ -e /sys/block/${dev##*/} ] || python3 -S $LT_DIR/loopctl.py ctl-remove 30 >/dev/null"
+lt_on_exit "lt_ctl_remove 31"
+lt_on_exit "lt_ctl_remove 30"
 lt_expect "OK 30" ctl-add 30
 lt_expect "OK 31" ctl-add 31
 snap "created by LOOP_CTL_ADD"
@@ -65,6 +65,6 @@ lt_detach "$lower"
 snap "unbound after a loop device"
 lt_log "$(grep -c '^==' "$rec") states, $(grep -vc '^==' "$rec") values"
 # The image's path is the column's own.
-sed "s|$LT_WORK/|WORK/|" "$rec" >"$rec.cmp"
+sed "s|$(realpath "$LT_WORK")/|WORK/|" "$rec" >"$rec.cmp"
 lt_same_as_c sysfs "$rec.cmp" "the sysfs record"
 exit 0
