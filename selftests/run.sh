@@ -34,10 +34,9 @@ main() {
 	export LC_ALL=C
 	DIR=$(cd "$(dirname "$0")" && pwd)
 	cd "$DIR" || exit 1
-	# The debug kernel's udevd is slow to answer settle: see debug-bin/udevadm.
-	if [ -e /proc/lockdep ]; then
-		export PATH="$DIR/debug-bin:$PATH"
-	fi
+	# udevd sometimes drops a settle's connection, and the debug kernel's is slow to answer:
+	# see bin/udevadm.
+	export PATH="$DIR/bin:$PATH"
 	timeout_s=${LT_TIMEOUT:-$(sed -n 's/^timeout=//p' settings)}
 	reports=$(cat kernel-reports.txt)
 
