@@ -197,6 +197,14 @@ impl Config {
             module_ref: None,
         }
     }
+
+    /// loop.c's `lo_flags`: these flags plus `READ_ONLY` and `DIRECT_IO` from the I/O state `io`
+    /// (what LOOP_GET_STATUS reports and sysfs `loop/` shows).
+    fn lo_flags(&self, io: &IoConfig) -> u32 {
+        self.flags
+            | if io.read_only { LO_FLAGS_READ_ONLY } else { 0 }
+            | if io.dio { LO_FLAGS_DIRECT_IO } else { 0 }
+    }
 }
 
 /// What the I/O path reads for every request, without the device mutex (see [`DevLock`]).
@@ -224,9 +232,8 @@ impl IoState for IoConfig {
 struct SysfsView {
     offset: Atomic<u64>,
     sizelimit: Atomic<u64>,
-    /// `Config::flags` (`autoclear`, `partscan`).
+    /// [`Config::lo_flags`] (`autoclear`, `partscan`, `dio`).
     flags: Atomic<u32>,
-    dio: Atomic<bool>,
 }
 
 impl SysfsView {
@@ -236,7 +243,6 @@ impl SysfsView {
             offset: Atomic::new(0),
             sizelimit: Atomic::new(0),
             flags: Atomic::new(0),
-            dio: Atomic::new(false),
         }
     }
 }
@@ -246,8 +252,7 @@ impl Publish<Config, IoConfig> for SysfsView {
         // Each attribute is one value read on its own: no ordering between them is needed.
         self.offset.store(io.offset, Relaxed);
         self.sizelimit.store(cfg.sizelimit, Relaxed);
-        self.flags.store(cfg.flags, Relaxed);
-        self.dio.store(io.dio, Relaxed);
+        self.flags.store(cfg.lo_flags(io), Relaxed);
     }
 }
 
@@ -540,6 +545,7 @@ impl LoopDevice {
                     // `dio` is left as it is, as loop.c leaves `LO_FLAGS_DIRECT_IO` in
                     // `lo_flags` until the sysfs group is gone: `loop/dio` reads the binding's
                     // value until then. With no file it drives no I/O, and binding sets it.
+                    // (`read_only`, cleared here, is in no sysfs `loop/` attribute.)
                     io.offset = 0;
                     io.read_only = false;
                     cfg.sizelimit = 0;
@@ -1029,9 +1035,7 @@ impl LoopDevice {
         info.lo_number = self.number;
         info.lo_offset = io.offset;
         info.lo_sizelimit = g.sizelimit;
-        info.lo_flags = g.flags
-            | if io.read_only { LO_FLAGS_READ_ONLY } else { 0 }
-            | if io.dio { LO_FLAGS_DIRECT_IO } else { 0 };
+        info.lo_flags = g.lo_flags(io);
         info.lo_file_name = g.file_name;
         let file = io.file.as_deref().cloned().ok_or(ENXIO)?;
         // Drop the device mutex while we call into the file system.
@@ -1134,14 +1138,14 @@ impl LoopDevice {
         }
         // Without the device mutex, as loop.c (see `SysfsView`).
         let view = self.lock.published();
-        let flag = |set: bool| if set { "1" } else { "0" };
         let flags = view.flags.load(Relaxed);
+        let flag = |bit: u32| if flags & bit != 0 { "1" } else { "0" };
         let res = match index {
             ATTR_OFFSET => writeln!(out, "{}", view.offset.load(Relaxed)),
             ATTR_SIZELIMIT => writeln!(out, "{}", view.sizelimit.load(Relaxed)),
-            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(flags & LO_FLAGS_AUTOCLEAR != 0)),
-            ATTR_PARTSCAN => writeln!(out, "{}", flag(flags & LO_FLAGS_PARTSCAN != 0)),
-            ATTR_DIO => writeln!(out, "{}", flag(view.dio.load(Relaxed))),
+            ATTR_AUTOCLEAR => writeln!(out, "{}", flag(LO_FLAGS_AUTOCLEAR)),
+            ATTR_PARTSCAN => writeln!(out, "{}", flag(LO_FLAGS_PARTSCAN)),
+            ATTR_DIO => writeln!(out, "{}", flag(LO_FLAGS_DIRECT_IO)),
             _ => return Err(EINVAL),
         };
         res.map_err(|_| EINVAL)
