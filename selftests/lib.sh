@@ -192,6 +192,13 @@ lt_ctl_remove() {
 	lt_wait 60 sh -c "python3 -S '$LT_DIR/loopctl.py' ctl-remove $1 | grep -qx 'OK 0'"
 }
 
+# lt_ctl_add N: creates /dev/loopN (LOOP_CTL_ADD) for this test alone and removes it at exit
+# (the devices of later calls first), so that its state does not depend on the tests before.
+lt_ctl_add() {
+	lt_on_exit "lt_ctl_remove $1"
+	lt_expect "OK $1" ctl-add "$1"
+}
+
 # lt_debug_kernel: the guest runs the debug kernel of `make check-debug` (lockdep's
 # /proc/lockdep is there), where every step is many times slower: for time windows and grace
 # periods, never for what a test asserts.

@@ -90,15 +90,12 @@ ask() {
 	udevadm settle
 }
 
-
 # Devices of its own: unbinding keeps some of a binding's settings (read-only, rotational, the
 # discard limits), so a reused device's unbound state would depend on the tests before.
 dev=/dev/loop32
 lower=/dev/loop33
-lt_on_exit "lt_ctl_remove 33"
-lt_on_exit "lt_ctl_remove 32"
-lt_expect "OK 32" ctl-add 32
-lt_expect "OK 33" ctl-add 33
+lt_ctl_add 33
+lt_ctl_add 32
 ask "$dev" unbound
 losetup "$dev" "$img" || lt_fail "binding read-write"
 ask "$dev" "bound read-write"

@@ -35,11 +35,8 @@ snap() {
 	echo "holders=$(find "$d/holders" -mindepth 1 -printf '%f ') slaves=$(find "$d/slaves" -mindepth 1 -printf '%f ')" >>"$rec"
 }
 
-
-lt_on_exit "lt_ctl_remove 31"
-lt_on_exit "lt_ctl_remove 30"
-lt_expect "OK 30" ctl-add 30
-lt_expect "OK 31" ctl-add 31
+lt_ctl_add 31
+lt_ctl_add 30
 snap "created by LOOP_CTL_ADD"
 losetup "$dev" "$img" || lt_fail "binding read-write"
 snap "bound read-write"
