@@ -1372,26 +1372,33 @@ fn loop_control_remove(i: i32) -> Result<i32> {
         pr_warn_once!("deleting an unspecified loop device is not supported.\n");
         return Err(EINVAL);
     };
-    let disk = {
+    // Hide this loop device for serialization: while its mutex is awaited (which a long
+    // reconfiguration can hold for as long as its I/O takes), another removal of it is ENODEV
+    // and nothing else waits for the registry. Its number stays taken; the disk is ours meanwhile.
+    let (dev, disk) = {
         let mut reg = LOOP_CTL.lock_killable()?;
         let pos = reg.position(number).map_err(|_| ENODEV)?;
         let entry = &mut reg.entries[pos];
         if !entry.visible {
             return Err(ENODEV);
         }
-        let dev = entry.dev.clone();
-        let g = dev.lock.lock_killable()?;
-        let openers = entry.disk.as_ref().map_or(0, |d| d.get().openers());
-        if dev.state() != LoState::Unbound || openers > 0 {
+        let disk = entry.disk.take().ok_or(ENODEV)?;
+        entry.visible = false;
+        (entry.dev.clone(), disk)
+    };
+    // Check whether this loop device can be removed.
+    let checked = dev.lock.lock_killable().and_then(|g| {
+        if dev.state() != LoState::Unbound || disk.get().openers() > 0 {
             return Err(EBUSY);
         }
         // Mark this loop device as no more bound, but not quite unbound yet.
         dev.set_state(&g, LoState::Deleting);
-        drop(g);
-        // Hidden, but its number stays taken until the disk is gone.
-        entry.visible = false;
-        entry.disk.take()
-    };
+        Ok(())
+    });
+    if let Err(e) = checked {
+        show_again(number, disk);
+        return Err(e);
+    }
     // Deleting the disk can wait for udev and sysfs readers: not under the registry lock.
     drop(disk);
     let mut reg = LOOP_CTL.lock()?;
@@ -1401,6 +1408,23 @@ fn loop_control_remove(i: i32) -> Result<i32> {
         drop(entry);
     }
     Ok(0)
+}
+
+/// Shows a device hidden by [`loop_control_remove`] again, with its disk, after a refused
+/// removal.
+fn show_again(number: u32, disk: Disk<LoopQueue>) {
+    if let Ok(mut reg) = LOOP_CTL.lock() {
+        // A hidden entry is removed only by the removal that hid it.
+        if let Ok(pos) = reg.position(number) {
+            let entry = &mut reg.entries[pos];
+            entry.disk = Some(disk);
+            entry.visible = true;
+            return;
+        }
+    }
+    // Cannot happen (the lock was taken before and stays initialised; the entry is there): keep
+    // the disk rather than delete a device that may be in use.
+    core::mem::forget(disk);
 }
 
 /// The first visible unbound device, or a new one (`loop_control_get_free`).

@@ -8,7 +8,10 @@
 # is still waiting (with an uninterruptible lock it would stay until the read completes).
 # Meanwhile the sysfs loop/ attributes are read: loop.c reads them without the mutex, so the
 # read must end while the holder still holds it (losetup -l and udev read them), with the values
-# they had before.
+# they had before. And LOOP_CTL_REMOVE of the device, waiting for the mutex, holds no global lock
+# meanwhile (loop.c hides the device and drops loop_ctl_mutex first): a second LOOP_CTL_REMOVE of
+# it is ENODEV at once and LOOP_CTL_GET_FREE answers, while the first still waits; once the holder
+# is done, the first is EBUSY (bound) and the device is visible again (EBUSY, not ENODEV).
 . "$(dirname "$0")/lib.sh"
 lt_need dmsetup
 
@@ -58,13 +61,13 @@ blocked() { [ "$(state "$1")" = D ] && ! grep -q '^OK\|^ERR' "$2"; }
 # shellcheck disable=SC2317 # called through wait_until
 ready() { grep -q "^ready" "$1"; }
 
-# ioctl_when_told CMD ARG FIFO OUT: a process that opens the device, says "ready", waits for a
+# ioctl_when_told NODE CMD ARG FIFO OUT: a process that opens NODE, says "ready", waits for a
 # line on FIFO and only then issues the ioctl (python takes seconds to start under emulation).
 ioctl_when_told() {
-	python3 - "$dev" "$1" "$2" "$3" >"$4" 2>&1 <<'PY' &
+	python3 - "$1" "$2" "$3" "$4" >"$5" 2>&1 <<'PY' &
 import fcntl, os, sys
-dev, cmd, arg, fifo = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3], 0), sys.argv[4]
-fd = os.open(dev, os.O_RDONLY)
+node, cmd, arg, fifo = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3], 0), sys.argv[4]
+fd = os.open(node, os.O_RDONLY)
 buf = bytearray(232)
 print("ready", flush=True)
 with open(fifo) as f:
@@ -75,13 +78,23 @@ except OSError as e:
     print("ERR", e.errno, flush=True)
 PY
 }
-mkfifo "$LT_WORK/go-holder" "$LT_WORK/go-waiter"
-ioctl_when_told 0x4C08 0 "$LT_WORK/go-holder" "$LT_WORK/setdio" # LOOP_SET_DIRECT_IO 0
+mkfifo "$LT_WORK/go-holder" "$LT_WORK/go-waiter" "$LT_WORK/go-remover" \
+	"$LT_WORK/go-remover2" "$LT_WORK/go-getfree"
+ioctl_when_told "$dev" 0x4C08 0 "$LT_WORK/go-holder" "$LT_WORK/setdio" # LOOP_SET_DIRECT_IO 0
 holder=$!
-ioctl_when_told 0x4C05 -1 "$LT_WORK/go-waiter" "$LT_WORK/status" # LOOP_GET_STATUS64
+ioctl_when_told "$dev" 0x4C05 -1 "$LT_WORK/go-waiter" "$LT_WORK/status" # LOOP_GET_STATUS64
 waiter=$!
+ioctl_when_told /dev/loop-control 0x4C81 "$n" "$LT_WORK/go-remover" "$LT_WORK/remove" # LOOP_CTL_REMOVE
+remover=$!
+ioctl_when_told /dev/loop-control 0x4C81 "$n" "$LT_WORK/go-remover2" "$LT_WORK/remove2"
+remover2=$!
+ioctl_when_told /dev/loop-control 0x4C82 0 "$LT_WORK/go-getfree" "$LT_WORK/getfree" # LOOP_CTL_GET_FREE
+getfree=$!
 wait_until "the LOOP_SET_DIRECT_IO process starting" ready "$LT_WORK/setdio"
 wait_until "the LOOP_GET_STATUS64 process starting" ready "$LT_WORK/status"
+wait_until "the first LOOP_CTL_REMOVE process starting" ready "$LT_WORK/remove"
+wait_until "the second LOOP_CTL_REMOVE process starting" ready "$LT_WORK/remove2"
+wait_until "the LOOP_CTL_GET_FREE process starting" ready "$LT_WORK/getfree"
 
 dd if="$dev" of=/dev/null bs=4k count=1 skip=$((third / 8 + 16)) iflag=direct status=none &
 reader=$!
@@ -146,8 +159,37 @@ if [ -n "$read_ended" ]; then
 		lt_fail "the delayed read ended ${after_ms} ms after the kill: too soon to tell a killable wait from an uninterruptible one (window ${delay_ms} ms)"
 	lt_fail "the killed waiter only went once the mutex holder was done, ${after_ms} ms after the kill ($(cat "$LT_WORK/setdio"))"
 fi
+
+# LOOP_CTL_REMOVE waits for the device mutex (to check that the device is unbound and unopened)
+# with the device hidden and no global lock held.
+echo go >"$LT_WORK/go-remover"
+wait_until "LOOP_CTL_REMOVE blocking (on the device mutex)" blocked "$remover" "$LT_WORK/remove"
+# answered WHAT OUT: OUT's ioctl has returned (within 30 s), and the delayed read is still in flight
+# (sampled after the answer: the holder still holds the mutex, behind which the first removal
+# waits).
+answered() {
+	lt_wait 30 grep -q '^OK\|^ERR' "$2" || lt_fail "$1: no answer within 30 s"
+	in_flight ||
+		lt_fail "$1 answered only after the delayed read: it waited for the first removal (a global lock held), or the steps took longer than the ${delay_ms} ms window"
+}
+echo go >"$LT_WORK/go-remover2"
+answered "a second LOOP_CTL_REMOVE of the device" "$LT_WORK/remove2"
+echo go >"$LT_WORK/go-getfree"
+answered "LOOP_CTL_GET_FREE" "$LT_WORK/getfree"
+blocked "$remover" "$LT_WORK/remove" || lt_fail "the first LOOP_CTL_REMOVE ended while the mutex was held: $(cat "$LT_WORK/remove")"
+lt_eq "$(tail -n 1 "$LT_WORK/remove2")" "ERR 19" "LOOP_CTL_REMOVE of a device another removal works on (hidden: ENODEV)"
+wait "$remover2" || true
+wait "$getfree" || true
+grep -q '^OK [0-9]' "$LT_WORK/getfree" || lt_fail "LOOP_CTL_GET_FREE: $(cat "$LT_WORK/getfree")"
+free=$(awk '/^OK/ { print $2 }' "$LT_WORK/getfree")
+[ "$free" != "$n" ] || lt_fail "LOOP_CTL_GET_FREE gave the bound device loop$n"
+
 wait "$holder" || lt_fail "LOOP_SET_DIRECT_IO failed"
 lt_eq "$(tail -n 1 "$LT_WORK/setdio")" "OK 0" "LOOP_SET_DIRECT_IO after the read completed"
+wait "$remover" || true
+lt_eq "$(tail -n 1 "$LT_WORK/remove")" "ERR 16" "LOOP_CTL_REMOVE of the bound device, once the mutex was free"
+# Shown again: another removal finds it (and it is still bound).
+lt_eq "$(python3 -S "$LT_DIR/loopctl.py" ctl-remove "$n")" "ERR EBUSY" "LOOP_CTL_REMOVE after a refused one"
 wait "$reader" || lt_fail "the delayed read failed"
 dmsetup --noudevsync suspend rl-delay
 dmsetup --noudevsync load rl-delay --table "0 $sectors linear $sd 0"
