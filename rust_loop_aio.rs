@@ -894,8 +894,10 @@ impl LoopQueue {
     /// Completes a read or write (`lo_complete_rq`). Runs in the worker or in the file
     /// system's completion context: nothing here sleeps.
     ///
-    /// Errors: `EOPNOTSUPP` and `ENOSPC` keep their meaning for the writer (`NOTSUPP`,
-    /// `NOSPC`); everything else is an I/O error.
+    /// Errors: the file system's errno becomes its block-layer status, as in loop.c
+    /// (`errno_to_blk_status`): a medium error of the backing disk stays one (`ENODATA` to an
+    /// `O_DIRECT` reader), and so do `ENOSPC`, `EOPNOTSUPP`, a transport error; what the table
+    /// does not know is an I/O error. The driver's own failures are `EIO`.
     ///
     /// Short transfers: the part done completes, and a remainder that starts on a sector
     /// boundary is requeued, so it either finishes or reports the real error (loop.c 7.2's
@@ -959,7 +961,7 @@ enum Completion {
 fn completion(res: RwResult, op: ReqOp) -> Completion {
     match res {
         RwResult::Done => Completion::End(BlkStatus::OK),
-        RwResult::Error(e) => Completion::End(rw_error_status(e)),
+        RwResult::Error(e) => Completion::End(BlkStatus::from_errno(e)),
         // An error after some progress: what moved completes (the bios it covers) and the rest
         // is requeued, to fail from the failing position on (loop.c completes what a short read
         // moved and retries the rest; it acknowledges a short write whole). A remainder that
@@ -967,7 +969,7 @@ fn completion(res: RwResult, op: ReqOp) -> Completion {
         RwResult::FailedAfter { done, .. } if done % SECTOR_SIZE == 0 => {
             Completion::Requeue { done }
         }
-        RwResult::FailedAfter { err, .. } => Completion::End(rw_error_status(err)),
+        RwResult::FailedAfter { err, .. } => Completion::End(BlkStatus::from_errno(err)),
         // The block layer advances requests in whole sectors only: a remainder starting
         // mid-sector would be retried at the wrong place.
         RwResult::Partial { done } if done > 0 && done % SECTOR_SIZE == 0 => {
@@ -977,17 +979,6 @@ fn completion(res: RwResult, op: ReqOp) -> Completion {
             done,
             zero_fill: op == ReqOp::Read,
         },
-    }
-}
-
-/// The status a read or write error from the backing file ends its request with.
-pub(crate) fn rw_error_status(e: Error) -> BlkStatus {
-    if e == ENOSPC {
-        BlkStatus::NOSPC
-    } else if e == eopnotsupp() {
-        BlkStatus::NOTSUPP
-    } else {
-        BlkStatus::IOERR
     }
 }
 
@@ -1008,15 +999,37 @@ mod tests {
     }
 
     #[test]
-    fn errors_keep_nospc_and_notsupp_only() {
+    fn errors_keep_their_block_status() {
         let end = |e| completion(RwResult::Error(e), ReqOp::Write);
         assert_eq!(end(ENOSPC), Completion::End(BlkStatus::NOSPC));
         assert_eq!(end(eopnotsupp()), Completion::End(BlkStatus::NOTSUPP));
-        // loop.c would pass EAGAIN and ENOMEM through; to a writer they are I/O errors.
-        assert_eq!(end(EAGAIN), Completion::End(BlkStatus::IOERR));
-        assert_eq!(end(ENOMEM), Completion::End(BlkStatus::IOERR));
         assert_eq!(end(EIO), Completion::End(BlkStatus::IOERR));
-        assert_eq!(end(EINVAL), Completion::End(BlkStatus::IOERR));
+        // Not in the block layer's table.
+        assert_eq!(end(EFBIG), Completion::End(BlkStatus::IOERR));
+        // loop.c passes these through (a medium, protection, timeout, transport or target error
+        // of the backing disk; a file system's ENOMEM, EAGAIN, EINVAL; an offline device), each
+        // to a status of its own.
+        let errno = |n: u32| Error::from_errno(-(n as i32));
+        let kept = [
+            errno(kernel::bindings::ENODATA),
+            errno(kernel::bindings::EILSEQ),
+            ETIMEDOUT,
+            errno(kernel::bindings::ENOLINK),
+            errno(kernel::bindings::EREMOTEIO),
+            ENOMEM,
+            EAGAIN,
+            EINVAL,
+            ENODEV,
+        ];
+        for (i, e) in kept.iter().enumerate() {
+            let status = end(*e);
+            assert!(matches!(status, Completion::End(_)));
+            assert_ne!(status, Completion::End(BlkStatus::IOERR));
+            assert_ne!(status, Completion::End(BlkStatus::OK));
+            for other in &kept[..i] {
+                assert_ne!(end(*other), status);
+            }
+        }
     }
 
     #[test]

@@ -168,6 +168,13 @@ impl BlkStatus {
     pub(crate) const IOERR: Self = Self(BLK_STS_IOERR);
     pub(crate) const NOTSUPP: Self = Self(BLK_STS_NOTSUPP);
     pub(crate) const NOSPC: Self = Self(BLK_STS_NOSPC);
+
+    /// The block layer's status for an errno (`errno_to_blk_status`): `ENODATA` is a medium
+    /// error, `ENOLINK` a transport one, and so on; an errno it does not know is `IOERR`.
+    pub(crate) fn from_errno(e: Error) -> Self {
+        // SAFETY: A lookup in a static table; any int is a valid argument.
+        Self(unsafe { bindings::errno_to_blk_status(e.to_errno()) })
+    }
 }
 
 /// What the I/O path needs to know about a request.
@@ -413,12 +420,12 @@ impl<T: Operations> Rq<T> {
 
     /// Builds an iov_iter over the request's data: in place for a single bio, from a copy in
     /// the command's bvec array when the request has several. The direction must be the
-    /// request's (`EINVAL` otherwise): filling a write's pages would write to memory that is not
-    /// ours (the zero page, another file's page cache).
+    /// request's: filling a write's pages would write to memory that is not ours (the zero page,
+    /// another file's page cache). Every failure is `EIO`, as loop.c's failed bvec allocation.
     fn build_iter(&mut self, write: bool) -> Result<bindings::iov_iter> {
         match (self.info().op, write) {
             (ReqOp::Read, false) | (ReqOp::Write, true) => {}
-            _ => return Err(EINVAL),
+            _ => return Err(EIO),
         }
         let p = self.as_raw();
         let bytes = self.info().bytes as usize;
@@ -455,7 +462,7 @@ impl<T: Operations> Rq<T> {
             // SAFETY: We own the request, so the idle command's bvec array is ours (type
             // invariant of `AioCmd`: `refs` is 0 while an `Rq` exists).
             let bvecs = unsafe { &mut *self.cmd().aio.bvecs.get() };
-            let nr = usize::try_from(nr)?;
+            let nr = usize::try_from(nr).map_err(|_| EIO)?;
             bvecs.clear();
             bvecs.reserve(nr, GFP_KERNEL).map_err(|_| EIO)?;
             // SAFETY: `bvecs` has room for the `nr` segments of the request, which
@@ -515,7 +522,7 @@ impl<T: Operations> Rq<T> {
             None => return T::rw_complete(self, RwResult::Error(EIO)),
         };
         let Ok(pos) = i64::try_from(pos) else {
-            return T::rw_complete(self, RwResult::Error(EINVAL));
+            return T::rw_complete(self, RwResult::Error(EIO));
         };
         let mut iter = match self.build_iter(write) {
             Ok(iter) => iter,

@@ -3,7 +3,10 @@
 # A backing block device that fails I/O (device-mapper "error" table swapped in under the loop
 # device): reads fail with EIO, and writes fail with EIO at once (direct I/O) or at the flush
 # (buffered); once the device works again, so does the loop device; it detaches and binds
-# again.
+# again. A medium error of the backing disk (scsi_debug's) keeps its meaning through the loop
+# device with direct I/O: an O_DIRECT reader gets what it gets from the disk itself, ENODATA (loop.c
+# ends the request with errno_to_blk_status of the backing file's error); buffered, the backing
+# device's page cache turns it into EIO.
 . "$(dirname "$0")/lib.sh"
 lt_need dmsetup
 
@@ -42,4 +45,35 @@ for dio in on off; do
 done
 dev=$(lt_attach "$dm")
 losetup -d "$dev"
+
+# scsi_debug fails reads of sectors medium_error_start.. with a medium error while its opts have
+# bit 2 (switched on only around the reads: udev's probes must not meet it).
+p=/sys/module/scsi_debug/parameters
+bad=$(cat "$p/medium_error_start")
+lt_on_exit "echo 0 >$p/opts"
+# read_bad DEV: an O_DIRECT read of the bad sector; prints dd's error (fails if the read worked).
+read_bad() {
+	local out
+	echo 2 >"$p/opts"
+	out=$(dd if="$1" of=/dev/null bs=512 skip="$bad" count=1 iflag=direct status=none 2>&1) && {
+		echo 0 >"$p/opts"
+		return 1
+	}
+	echo 0 >"$p/opts"
+	echo "${out##*: }" | head -n 1
+}
+disk_err=$(read_bad "$dm") || lt_fail "scsi_debug's medium error did not fail a read of the disk"
+lt_eq "$disk_err" "No data available" "the disk's own medium error (ENODATA)"
+for dio in on off; do
+	dev=$(lt_attach "$dm" --direct-io="$dio")
+	lt_eq "$(cat "/sys/block/${dev#/dev/}/loop/dio")" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio"
+	err=$(read_bad "$dev") || lt_fail "a read of the bad sector through the loop device succeeded (dio=$dio)"
+	if [ "$dio" = on ]; then
+		lt_eq "$err" "$disk_err" "a medium error through the loop device, direct I/O"
+	else
+		lt_eq "$err" "Input/output error" "a medium error through the loop device, buffered"
+	fi
+	losetup -d "$dev" || lt_fail "detach after a medium error"
+	udevadm settle
+done
 exit 0
