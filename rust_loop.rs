@@ -1283,7 +1283,8 @@ struct Entry {
     /// Hidden while `LOOP_CTL_REMOVE` works on it (`idr_visible`).
     visible: bool,
     dev: Arc<LoopDevice>,
-    /// Taken out (and dropped, deleting the disk) by removal.
+    /// Held by `LOOP_CTL_REMOVE` while the entry is hidden: dropped (deleting the disk) when the
+    /// removal goes ahead, put back when it is refused.
     disk: Option<Disk<LoopQueue>>,
     /// `/sys/kernel/debug/rust_loop/loopN/`, if debugfs is there.
     _debug: Option<DebugDir>,
@@ -1401,6 +1402,7 @@ fn loop_control_remove(i: i32) -> Result<i32> {
     }
     // Deleting the disk can wait for udev and sysfs readers: not under the registry lock.
     drop(disk);
+    // Cannot fail (initialised for good); the hidden entry is ours to remove.
     let mut reg = LOOP_CTL.lock()?;
     if let Ok(pos) = reg.position(number) {
         let entry = reg.entries.remove(pos).map_err(|_| EINVAL)?;
@@ -1424,6 +1426,7 @@ fn show_again(number: u32, disk: Disk<LoopQueue>) {
     }
     // Cannot happen (the lock was taken before and stays initialised; the entry is there): keep
     // the disk rather than delete a device that may be in use.
+    pr_err!("loop{number}: lost its registry entry during LOOP_CTL_REMOVE; left in place\n");
     core::mem::forget(disk);
 }
 

@@ -876,10 +876,10 @@ impl LoopDevice {
                     return RwResult::Partial { done }
                 }
                 r if r < 0 && done > 0 => {
-                    let err = Error::from_errno(r as i32);
+                    let err = request::fs_error(r);
                     return RwResult::FailedAfter { done, err };
                 }
-                r if r < 0 => return RwResult::Error(Error::from_errno(r as i32)),
+                r if r < 0 => return RwResult::Error(request::fs_error(r)),
                 0 if write => return RwResult::Error(EIO),
                 0 => return RwResult::EndOfFile { done },
                 // The call moves at most what is left, which fits in u32.

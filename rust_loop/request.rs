@@ -172,8 +172,20 @@ impl BlkStatus {
     /// The block layer's status for an errno (`errno_to_blk_status`): `ENODATA` is a medium
     /// error, `ENOLINK` a transport one, and so on; an errno it does not know is `IOERR`.
     pub(crate) fn from_errno(e: Error) -> Self {
-        // SAFETY: A lookup in a static table; any int is a valid argument.
+        // SAFETY: A lookup in a static table (it neither sleeps nor locks: completion contexts
+        // call it); any int is a valid argument.
         Self(unsafe { bindings::errno_to_blk_status(e.to_errno()) })
+    }
+}
+
+/// A file system's negative return (of `->read_iter`, `->write_iter`, `ki_complete`) as an
+/// error. One outside the errno range, which no file system returns, is `EIO`: the block layer
+/// must not see it as some other status.
+pub(crate) fn fs_error(ret: isize) -> Error {
+    if (-(bindings::MAX_ERRNO as isize)..0).contains(&ret) {
+        Error::from_errno(ret as c_int)
+    } else {
+        EIO
     }
 }
 
@@ -716,7 +728,7 @@ unsafe fn aio_put<T: Operations>(cmd: *mut Cmd<T>) {
     let rq = unsafe { Rq::<T>::from_raw(rq) };
     let bytes = rq.info().bytes;
     let res = if ret < 0 {
-        RwResult::Error(Error::from_errno(ret as i32))
+        RwResult::Error(fs_error(ret))
     } else if ret as u64 >= u64::from(bytes) {
         RwResult::Done
     } else {
