@@ -1618,8 +1618,9 @@ impl kernel::InPlaceModule for LoopModule {
                 for i in 0..max_loop {
                     let _ = loop_add(i as i32);
                 }
+                // loop.c's message, which scripts may look for, then which driver this is.
                 pr_info!(
-                    "rust_loop {VERSION} loaded (the loop driver in Rust, direct I/O + AIO)\n"
+                    "module loaded (rust_loop {VERSION}: the loop driver in Rust, direct I/O + AIO)\n"
                 );
                 Devices
             },
