@@ -1280,11 +1280,10 @@ mod compat {
 /// A registered device (loop.c's idr entry).
 struct Entry {
     number: u32,
-    /// Hidden while `LOOP_CTL_REMOVE` works on it (`idr_visible`).
-    visible: bool,
     dev: Arc<LoopDevice>,
-    /// Held by `LOOP_CTL_REMOVE` while the entry is hidden: dropped (deleting the disk) when the
-    /// removal goes ahead, put back when it is refused.
+    /// Held by `LOOP_CTL_REMOVE` while it works on the device, which hides the entry (loop.c's
+    /// `idr_visible`): dropped (deleting the disk) when the removal goes ahead, put back when it
+    /// is refused.
     disk: Option<Disk<LoopQueue>>,
     /// `/sys/kernel/debug/rust_loop/loopN/`, if debugfs is there.
     _debug: Option<DebugDir>,
@@ -1345,7 +1344,6 @@ fn loop_add(i: i32) -> Result<i32> {
         .and_then(|root| DebugDir::new(root, number, dev.clone()).ok());
     let entry = Entry {
         number,
-        visible: true,
         dev,
         disk: Some(disk),
         _debug: debug,
@@ -1354,6 +1352,13 @@ fn loop_add(i: i32) -> Result<i32> {
         .insert_within_capacity(pos, entry)
         .map_err(|_| ENOMEM)?;
     Ok(result)
+}
+
+impl Entry {
+    /// Not hidden by a `LOOP_CTL_REMOVE` at work (`idr_visible`).
+    fn visible(&self) -> bool {
+        self.disk.is_some()
+    }
 }
 
 impl Drop for Entry {
@@ -1380,11 +1385,8 @@ fn loop_control_remove(i: i32) -> Result<i32> {
         let mut reg = LOOP_CTL.lock_killable()?;
         let pos = reg.position(number).map_err(|_| ENODEV)?;
         let entry = &mut reg.entries[pos];
-        if !entry.visible {
-            return Err(ENODEV);
-        }
+        // Hidden already: another removal works on it.
         let disk = entry.disk.take().ok_or(ENODEV)?;
-        entry.visible = false;
         (entry.dev.clone(), disk)
     };
     // Check whether this loop device can be removed.
@@ -1418,9 +1420,7 @@ fn show_again(number: u32, disk: Disk<LoopQueue>) {
     if let Ok(mut reg) = LOOP_CTL.lock() {
         // A hidden entry is removed only by the removal that hid it.
         if let Ok(pos) = reg.position(number) {
-            let entry = &mut reg.entries[pos];
-            entry.disk = Some(disk);
-            entry.visible = true;
+            reg.entries[pos].disk = Some(disk);
             return;
         }
     }
@@ -1438,7 +1438,7 @@ fn loop_control_get_free() -> Result<i32> {
         if let Some(e) = reg
             .entries
             .iter()
-            .find(|e| e.visible && e.dev.state() == LoState::Unbound)
+            .find(|e| e.visible() && e.dev.state() == LoState::Unbound)
         {
             return i32::try_from(e.number).map_err(|_| ENOSPC);
         }

@@ -53,14 +53,11 @@ bad=$(cat "$p/medium_error_start")
 lt_on_exit "echo 0 >$p/opts"
 # read_bad DEV: an O_DIRECT read of the bad sector; prints dd's error (fails if the read worked).
 read_bad() {
-	local out
+	local out rc=0
 	echo 2 >"$p/opts"
-	out=$(dd if="$1" of=/dev/null bs=512 skip="$bad" count=1 iflag=direct status=none 2>&1) && {
-		echo 0 >"$p/opts"
-		return 1
-	}
+	out=$(dd if="$1" of=/dev/null bs=512 skip="$bad" count=1 iflag=direct status=none 2>&1) || rc=$?
 	echo 0 >"$p/opts"
-	echo "${out##*: }" | head -n 1
+	[ "$rc" != 0 ] && echo "${out##*: }"
 }
 disk_err=$(read_bad "$dm") || lt_fail "scsi_debug's medium error did not fail a read of the disk"
 lt_eq "$disk_err" "No data available" "the disk's own medium error (ENODATA)"

@@ -54,10 +54,13 @@ wait_until() {
 	shift
 	lt_wait 60 "$@" || lt_fail "$what did not happen within 60 s"
 }
-# blocked PID OUT: the process sleeps uninterruptibly (or killably: D) and has not returned
-# from its ioctl (OUT has no result yet).
+# answered OUT: the ioctl of OUT's process has returned (OUT has its result).
 # shellcheck disable=SC2317 # called through wait_until
-blocked() { [ "$(state "$1")" = D ] && ! grep -q '^OK\|^ERR' "$2"; }
+answered() { grep -q '^OK\|^ERR' "$1"; }
+# blocked PID OUT: the process sleeps uninterruptibly (or killably: D) and has not returned
+# from its ioctl.
+# shellcheck disable=SC2317 # called through wait_until
+blocked() { [ "$(state "$1")" = D ] && ! answered "$2"; }
 # shellcheck disable=SC2317 # called through wait_until
 ready() { grep -q "^ready" "$1"; }
 
@@ -164,18 +167,18 @@ fi
 # with the device hidden and no global lock held.
 echo go >"$LT_WORK/go-remover"
 wait_until "LOOP_CTL_REMOVE blocking (on the device mutex)" blocked "$remover" "$LT_WORK/remove"
-# answered WHAT OUT: OUT's ioctl has returned (within 30 s), and the delayed read is still in flight
+# answered_meanwhile WHAT OUT: OUT's ioctl returns, and the delayed read is still in flight then
 # (sampled after the answer: the holder still holds the mutex, behind which the first removal
 # waits).
-answered() {
-	lt_wait 30 grep -q '^OK\|^ERR' "$2" || lt_fail "$1: no answer within 30 s"
+answered_meanwhile() {
+	wait_until "$1 answering" answered "$2"
 	in_flight ||
 		lt_fail "$1 answered only after the delayed read: it waited for the first removal (a global lock held), or the steps took longer than the ${delay_ms} ms window"
 }
 echo go >"$LT_WORK/go-remover2"
-answered "a second LOOP_CTL_REMOVE of the device" "$LT_WORK/remove2"
+answered_meanwhile "a second LOOP_CTL_REMOVE of the device" "$LT_WORK/remove2"
 echo go >"$LT_WORK/go-getfree"
-answered "LOOP_CTL_GET_FREE" "$LT_WORK/getfree"
+answered_meanwhile "LOOP_CTL_GET_FREE" "$LT_WORK/getfree"
 blocked "$remover" "$LT_WORK/remove" || lt_fail "the first LOOP_CTL_REMOVE ended while the mutex was held: $(cat "$LT_WORK/remove")"
 lt_eq "$(tail -n 1 "$LT_WORK/remove2")" "ERR 19" "LOOP_CTL_REMOVE of a device another removal works on (hidden: ENODEV)"
 wait "$remover2" || true
