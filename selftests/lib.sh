@@ -233,6 +233,29 @@ PY
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
+# lt_worker_pid N Q: the PID of rust_loop's worker rust_loopN-Q (Q a hardware queue, or s for
+# the shared worker; "none" if there is none).
+lt_worker_pid() {
+	local s
+	for s in /proc/[0-9]*/comm; do
+		if [ "$(cat "$s" 2>/dev/null)" = "rust_loop$1-$2" ]; then
+			s=${s%/comm}
+			echo "${s#/proc/}"
+			return 0
+		fi
+	done
+	echo none
+}
+
+# lt_worker_cpus N Q: the CPUs rust_loop's worker rust_loopN-Q may run on ("none" if there is
+# no such worker).
+lt_worker_cpus() {
+	local p
+	p=$(lt_worker_pid "$1" "$2")
+	[ "$p" = none ] && { echo none; return 0; }
+	awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status"
+}
+
 # lt_same_as_c NAME FILE WHAT: the loop.ko run keeps FILE as NAME (in $LT_SHARED, shared by the
 # two runs of one boot); the rust_loop run fails unless its FILE is identical, showing the diff.
 # A rust_loop run alone (LT_DRIVERS=rust, check-debug's default) has nothing to compare with:

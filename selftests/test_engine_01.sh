@@ -22,30 +22,11 @@ lt_need fio
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 # stat DEV NAME: one counter.
 stat() { awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"; }
-# worker_pid N Q: the PID of worker rust_loopN-Q ("none" if there is none).
-worker_pid() {
-	local s
-	for s in /proc/[0-9]*/comm; do
-		if [ "$(cat "$s" 2>/dev/null)" = "rust_loop$1-$2" ]; then
-			s=${s%/comm}
-			echo "${s#/proc/}"
-			return 0
-		fi
-	done
-	echo none
-}
-# worker_cpus N Q: the allowed CPUs of worker rust_loopN-Q.
-worker_cpus() {
-	local p
-	p=$(worker_pid "$1" "$2")
-	[ "$p" = none ] && { echo none; return 0; }
-	awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status"
-}
 # worker_nice N Q: the nice level of worker rust_loopN-Q (field 19 of its stat; its name has no
 # space or parenthesis).
 worker_nice() {
 	local p
-	p=$(worker_pid "$1" "$2")
+	p=$(lt_worker_pid "$1" "$2")
 	[ "$p" = none ] && { echo none; return 0; }
 	awk '{ print $19 }' "/proc/$p/stat"
 }
@@ -62,7 +43,7 @@ lt_eq "$queues" "$want" "hardware queues by default"
 lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
 # Every worker runs at nice 0, loop.c's workers' level (checked below with kthreadd reniced).
 for ((q = 0; q < queues; q++)); do
-	lt_eq "$(worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
+	lt_eq "$(lt_worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
 		"CPUs of worker rust_loop$n-$q"
 	lt_eq "$(worker_nice "$n" "$q")" 0 "nice level of worker rust_loop$n-$q"
 done
@@ -109,7 +90,7 @@ w1=$(stat "$dev" to_shared)
 if [ "$queues" -gt 1 ]; then
 	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the shared worker"
 	# Not bound to a queue's CPUs: those of any kthread (kthreadd's, which kthreads inherit).
-	lt_eq "$(worker_cpus "$n" s)" "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/2/status)" \
+	lt_eq "$(lt_worker_cpus "$n" s)" "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/2/status)" \
 		"CPUs of the shared worker rust_loop$n-s"
 else
 	lt_eq "$((w1 - w0))" 0 "writes sent to a shared worker with one queue"
@@ -170,7 +151,7 @@ dev=$(lt_attach "$img")
 renice -n "$kthreadd_nice" -p 2 >/dev/null
 lt_eq "$(find "/sys/block/${dev#/dev/}/mq" -mindepth 1 -maxdepth 1 | wc -l)" 1 "hardware queues with nr_hw_queues=1"
 lt_eq "$(worker_nice "${dev#/dev/loop}" 0)" 0 "nice level of the only worker with one queue (kthreadd at 5)"
-lt_eq "$(worker_pid "${dev#/dev/loop}" s)" none "a shared worker with one queue"
+lt_eq "$(lt_worker_pid "${dev#/dev/loop}" s)" none "a shared worker with one queue"
 lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data with one queue"
 losetup -d "$dev"
 udevadm settle
