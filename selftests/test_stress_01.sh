@@ -7,7 +7,9 @@
 # content while being read: right after each swap B reads the new file, and every 64 KiB block
 # a concurrent reader sees is the block of one of the two files (a request goes to one file,
 # whole); device C is detached and re-attached; /dev/loop-control adds, removes and finds free
-# devices on the side. No verify error, no wrong byte, no hang, no kernel report.
+# devices on the side; the last CPU goes offline and comes back (blk-mq then drains its hardware
+# queue; loop-control may create devices meanwhile). No verify error, no wrong byte, no hang, no
+# kernel report.
 # The worker functions are called indirectly, through `worker NAME NAME`.
 # shellcheck disable=SC2317
 . "$(dirname "$0")/lib.sh"
@@ -78,6 +80,13 @@ PY
 cycle_c() { losetup /dev/loop2 "$LT_WORK/c" && losetup -d /dev/loop2 && lt_wait 60 unbound_c; }
 unbound_c() { ! lt_bound /dev/loop2; }
 churn() { ctl ctl-storm 40 "$RANDOM" 40 47 >/dev/null; }
+online=/sys/devices/system/cpu/cpu$(($(nproc) - 1))/online
+workers=(verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn)
+if [ "$(nproc)" -gt 1 ] && [ -w "$online" ]; then
+	lt_on_exit --first "echo 1 >$online"
+	cpu_cycle() { echo 0 >"$online" && echo 1 >"$online"; }
+	workers+=(cpu_cycle)
+fi
 
 # The watchdog: every worker must be done shortly after the deadline (one round; a round is
 # many times slower on a debug kernel).
@@ -85,7 +94,7 @@ grace=120
 if lt_debug_kernel; then grace=900; fi
 deadline=$(($(date +%s) + secs + grace))
 pids=()
-for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
+for w in "${workers[@]}"; do
 	worker "$w" "$w" &
 	pids+=($!)
 done
@@ -97,7 +106,7 @@ done
 wait
 exec 9<&-
 rounds=""
-for w in verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn; do
+for w in "${workers[@]}"; do
 	rounds+=" $w=$(cat "$LT_WORK/$w.rounds")"
 done
 # Each verify_a round writes and checks 4 x 8 MiB.
