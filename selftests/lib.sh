@@ -247,14 +247,24 @@ lt_worker_pid() {
 	echo none
 }
 
-# lt_worker_cpus N Q: the CPUs rust_loop's worker rust_loopN-Q may run on ("none" if there is
-# no such worker).
+# lt_worker_cpus N Q: the CPUs rust_loop's worker rust_loopN-Q may run on, as lt_cpus prints
+# them ("none" if there is no such worker).
 lt_worker_cpus() {
 	local p
 	p=$(lt_worker_pid "$1" "$2")
 	[ "$p" = none ] && { echo none; return 0; }
-	awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status"
+	lt_cpus "$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status")"
 }
+
+# lt_cpus LIST: the CPUs of a CPU list in any of the kernel's notations ("0-2,5" as in
+# Cpus_allowed_list, "0, 1, 2, 5" as in mq/Q/cpu_list), one line: "0 1 2 5".
+lt_cpus() {
+	echo "$1" | tr -d ' ' | tr ',' '\n' |
+		awk -F- 'NF { for (c = $1; c <= (NF > 1 ? $2 : $1); c++) printf "%s%d", n++ ? " " : "", c } END { print "" }'
+}
+
+# lt_last_cpu: the highest-numbered online CPU.
+lt_last_cpu() { lt_cpus "$(cat /sys/devices/system/cpu/online)" | awk '{ print $NF }'; }
 
 # lt_same_as_c NAME FILE WHAT: the loop.ko run keeps FILE as NAME (in $LT_SHARED, shared by the
 # two runs of one boot); the rust_loop run fails unless its FILE is identical, showing the diff.

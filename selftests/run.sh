@@ -279,6 +279,13 @@ run_one() {
 			rmmod scsi_debug 2>/dev/null || true
 			rc=1
 		fi
+		# A CPU left offline would change the CPUs (and rust_loop's queues) of every later test.
+		for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
+			[ "$(cat "$c")" = 0 ] || continue
+			echo "# left ${c%/online} offline" >>"$out"
+			echo 1 >"$c" || true
+			rc=1
+		done
 		other=$(lt_loaded_driver)
 		if [ -n "$other" ] && [ "$other" != "$drv" ]; then
 			echo "# the test left ${label[$other]} loaded instead of ${label[$drv]}" >>"$out"

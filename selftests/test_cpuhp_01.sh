@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # CPU hotplug under I/O. The last CPU goes offline and comes back, 8 times, while fio writes and
-# verifies through two devices, direct I/O on (libaio QD16) and off (psync): blk-mq drains the
-# hardware queue whose last CPU goes offline (it waits for the queue's requests, wherever the
-# driver has them) and hands a dead CPU's queued requests to another CPU. Every offlining must
-# finish, with no verify or I/O error and no kernel report; then a device bound for the first
-# time while the CPU is offline (rust_loop starts its workers at the first bind) must work, and
-# keep working once the CPU is back, from that CPU too.
-# rust_loop only: a hardware queue's worker runs elsewhere while the queue's CPUs are offline
-# and on them again once they are back (a preferred affinity, kthread_affine_preferred; one set
-# with set_cpus_allowed_ptr would stay on the fallback CPUs), also a worker started while they
-# were offline.
+# verifies through two devices, direct I/O on (libaio QD16) and off (psync), each cycle once both
+# have moved more data. Requests queued on the going CPU are handed to another, and with a
+# hardware queue per CPU (rust_loop's; loop.ko has one for all CPUs) blk-mq also drains the queue
+# whose last CPU goes (it waits for its requests, wherever the driver has them). Every offlining
+# must finish, with no verify or I/O error and no kernel report; then a device bound for the
+# first time while the CPU is offline (rust_loop starts its workers at the first bind) must
+# work, and keep working once the CPU is back, from that CPU too.
+# rust_loop only: a hardware queue's worker may run on its queue's CPUs again once they are
+# back (a preferred affinity, kthread_affine_preferred: while they are offline the scheduler
+# runs it elsewhere). Always checked for the worker started while its CPU was offline (the
+# kernel widened its CPUs when it first ran); after the 8 cycles it shows for the workers
+# woken while their CPU was offline. With kthread_bind, a worker stays on the fallback CPUs.
 . "$(dirname "$0")/lib.sh"
 lt_need fio
 
-last=$(($(nproc) - 1))
+last=$(lt_last_cpu)
 online=/sys/devices/system/cpu/cpu$last/online
 { [ "$last" -gt 0 ] && [ -w "$online" ]; } || lt_skip "no CPU that can go offline"
 lt_on_exit --first "echo 1 >$online"
@@ -31,7 +33,7 @@ workers_home() {
 	[ "$LT_DRIVER" = rust ] || return 0
 	local n=${1#/dev/loop} q
 	for q in $(cd "/sys/block/loop$n/mq" && echo *); do
-		lt_eq "$(lt_worker_cpus "$n" "$q")" "$(cat "/sys/block/loop$n/mq/$q/cpu_list")" \
+		lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(cat "/sys/block/loop$n/mq/$q/cpu_list")")" \
 			"CPUs of worker rust_loop$n-$q $2"
 	done
 }
@@ -49,13 +51,17 @@ lt_fio_loop "$stop" "$LT_WORK/fio-b.log" "$db" 4096 psync 2 1 8M >"$LT_WORK/b.ru
 pb=$!
 # ios DEV: the reads and writes DEV has completed so far (its stat file).
 ios() { awk '{ print $1 + $5 }' "/sys/block/${1#/dev/}/stat"; }
-# Called through lt_wait.
+fio_alive() { kill -0 "$pa" 2>/dev/null && kill -0 "$pb" 2>/dev/null; }
+# Called through lt_wait; true as well once a fio loop has ended (failed: its wait says so).
 # shellcheck disable=SC2317
-progressed() { [ "$(ios "$da")" -ge $((a0 + 256)) ] && [ "$(ios "$db")" -ge $((b0 + 256)) ]; }
+progressed() {
+	! fio_alive || { [ "$(ios "$da")" -ge $((a0 + 256)) ] && [ "$(ios "$db")" -ge $((b0 + 256)) ]; }
+}
 for i in $(seq 1 8); do
 	# Each cycle while both devices move data: 256 more I/Os each since the last.
 	a0=$(ios "$da") b0=$(ios "$db")
 	lt_wait 120 progressed || lt_fail "no I/O through $da and $db before cycle $i"
+	fio_alive || break
 	cpu_set 0
 	cpu_set 1
 done

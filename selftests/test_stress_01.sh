@@ -7,9 +7,9 @@
 # content while being read: right after each swap B reads the new file, and every 64 KiB block
 # a concurrent reader sees is the block of one of the two files (a request goes to one file,
 # whole); device C is detached and re-attached; /dev/loop-control adds, removes and finds free
-# devices on the side; the last CPU goes offline and comes back (blk-mq then drains its hardware
-# queue; loop-control may create devices meanwhile). No verify error, no wrong byte, no hang, no
-# kernel report.
+# devices on the side; the last CPU goes offline and comes back (with a hardware queue per CPU,
+# rust_loop's, blk-mq then drains that CPU's queue; loop-control may create devices meanwhile).
+# No verify error, no wrong byte, no hang, no kernel report.
 # The worker functions are called indirectly, through `worker NAME NAME`.
 # shellcheck disable=SC2317
 . "$(dirname "$0")/lib.sh"
@@ -80,10 +80,13 @@ PY
 cycle_c() { losetup /dev/loop2 "$LT_WORK/c" && losetup -d /dev/loop2 && lt_wait 60 unbound_c; }
 unbound_c() { ! lt_bound /dev/loop2; }
 churn() { ctl ctl-storm 40 "$RANDOM" 40 47 >/dev/null; }
-online=/sys/devices/system/cpu/cpu$(($(nproc) - 1))/online
+online=/sys/devices/system/cpu/cpu$(lt_last_cpu)/online
 workers=(verify_a toggle_dio resize_a flip_status swap_b read_b cycle_c churn)
-if [ "$(nproc)" -gt 1 ] && [ -w "$online" ]; then
+if [ "$(lt_last_cpu)" -gt 0 ] && [ -w "$online" ]; then
+	# Once lt_cleanup has stopped the workers (a cpu_cycle stopped between its two writes
+	# would leave the CPU offline), and before it, for its own steps.
 	lt_on_exit --first "echo 1 >$online"
+	lt_on_exit "echo 1 >$online"
 	cpu_cycle() { echo 0 >"$online" && echo 1 >"$online"; }
 	workers+=(cpu_cycle)
 fi
