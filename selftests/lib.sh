@@ -247,13 +247,16 @@ lt_worker_pid() {
 	echo none
 }
 
+# lt_task_cpus PID: the CPUs task PID may run on, as lt_cpus prints them.
+lt_task_cpus() { lt_cpus "$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$1/status")"; }
+
 # lt_worker_cpus N Q: the CPUs rust_loop's worker rust_loopN-Q may run on, as lt_cpus prints
 # them ("none" if there is no such worker).
 lt_worker_cpus() {
 	local p
 	p=$(lt_worker_pid "$1" "$2")
 	[ "$p" = none ] && { echo none; return 0; }
-	lt_cpus "$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$p/status")"
+	lt_task_cpus "$p"
 }
 
 # lt_cpus LIST: the CPUs of a CPU list in any of the kernel's notations ("0-2,5" as in

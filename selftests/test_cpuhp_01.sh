@@ -33,7 +33,7 @@ workers_home() {
 	[ "$LT_DRIVER" = rust ] || return 0
 	local n=${1#/dev/loop} q
 	for q in $(cd "/sys/block/loop$n/mq" && echo *); do
-		lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(cat "/sys/block/loop$n/mq/$q/cpu_list")")" \
+		lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(lt_sysfs "loop$n" "mq/$q/cpu_list")")" \
 			"CPUs of worker rust_loop$n-$q $2"
 	done
 }
@@ -50,7 +50,7 @@ pa=$!
 lt_fio_loop "$stop" "$LT_WORK/fio-b.log" "$db" 4096 psync 2 1 8M >"$LT_WORK/b.runs" &
 pb=$!
 # ios DEV: the reads and writes DEV has completed so far (its stat file).
-ios() { awk '{ print $1 + $5 }' "/sys/block/${1#/dev/}/stat"; }
+ios() { lt_sysfs "$1" stat | awk '{ print $1 + $5 }'; }
 fio_alive() { kill -0 "$pa" 2>/dev/null && kill -0 "$pb" 2>/dev/null; }
 # Called through lt_wait; true as well once a fio loop has ended (failed: its wait says so).
 # shellcheck disable=SC2317

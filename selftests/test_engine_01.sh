@@ -43,7 +43,7 @@ lt_eq "$queues" "$want" "hardware queues by default"
 lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
 # Every worker runs at nice 0, loop.c's workers' level (checked below with kthreadd reniced).
 for ((q = 0; q < queues; q++)); do
-	lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(cat "/sys/block/loop$n/mq/$q/cpu_list")")" \
+	lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(lt_sysfs "loop$n" "mq/$q/cpu_list")")" \
 		"CPUs of worker rust_loop$n-$q"
 	lt_eq "$(worker_nice "$n" "$q")" 0 "nice level of worker rust_loop$n-$q"
 done
@@ -90,7 +90,7 @@ w1=$(stat "$dev" to_shared)
 if [ "$queues" -gt 1 ]; then
 	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the shared worker"
 	# Not bound to a queue's CPUs: those of any kthread (kthreadd's, which kthreads inherit).
-	lt_eq "$(lt_worker_cpus "$n" s)" "$(lt_cpus "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/2/status)")" \
+	lt_eq "$(lt_worker_cpus "$n" s)" "$(lt_task_cpus 2)" \
 		"CPUs of the shared worker rust_loop$n-s"
 else
 	lt_eq "$((w1 - w0))" 0 "writes sent to a shared worker with one queue"
