@@ -88,7 +88,8 @@ const VERSION: &str = "1.1.0";
 static MODINFO_VERSION: [u8; "version=1.1.0-rust_loop\0".len()] =
     param::modinfo("version=1.1.0-rust_loop\0");
 
-// The parameters of loop.c, with its defaults and checks; read-only in sysfs.
+// The parameters of loop.c, with its defaults and checks; read-only in sysfs. Typed in
+// `.modinfo` as loop.c's: only `max_part` is a plain `module_param()` there.
 param::int_param!(
     MAX_LOOP,
     "max_loop",
@@ -101,7 +102,8 @@ param::int_param!(
     "max_part",
     0,
     i32::MIN,
-    "Maximum number of partitions per loop device"
+    "Maximum number of partitions per loop device",
+    typed
 );
 param::int_param!(
     HW_QUEUE_DEPTH,
@@ -116,7 +118,8 @@ param::int_param!(
     "nr_hw_queues",
     0,
     0,
-    "Hardware queues per device, each with its worker on its CPUs. Default: 0, one per online CPU (at most 16); 1 is loop.c's shape"
+    "Hardware queues per device, each with its worker on its CPUs. Default: 0, one per online CPU (at most 16); 1 is loop.c's shape",
+    typed
 );
 
 /// `LOOP_CONFIGURE` accepts every flag.

@@ -126,9 +126,22 @@ pub(crate) struct ParamEntry(pub(crate) bindings::kernel_param);
 // SAFETY: The entry is read by the module loader and sysfs only; its pointers are to statics.
 unsafe impl Sync for ParamEntry {}
 
-/// Declares an integer module parameter: `int_param!(STATIC, "name", default, min, "description")`.
-/// `STATIC` is the [`IntParam`]; `name` is what `modprobe` and sysfs call it.
+/// Declares an integer module parameter:
+/// `int_param!(STATIC, "name", default, min, "description" [, typed])`. `STATIC` is the
+/// [`IntParam`]; `name` is what `modprobe` and sysfs call it. `typed` records the type in
+/// `.modinfo` (`parmtype=name:int`, shown by `modinfo` as ` (int)`), as C's `module_param()`
+/// does; C's `module_param_cb()` records none.
 macro_rules! int_param {
+    ($param:ident, $name:literal, $default:expr, $min:expr, $desc:literal, typed) => {
+        $crate::param::int_param!($param, $name, $default, $min, $desc);
+
+        const _: () = {
+            const TYPE_TEXT: &str = concat!("parmtype=", $name, ":int\0");
+            #[link_section = ".modinfo"]
+            #[used]
+            static PARMTYPE: [u8; TYPE_TEXT.len()] = $crate::param::modinfo(TYPE_TEXT);
+        };
+    };
     ($param:ident, $name:literal, $default:expr, $min:expr, $desc:literal) => {
         pub(crate) static $param: $crate::param::IntParam =
             $crate::param::IntParam::new($default, $min);
@@ -153,11 +166,6 @@ macro_rules! int_param {
             #[link_section = ".modinfo"]
             #[used]
             static PARM: [u8; PARM_TEXT.len()] = $crate::param::modinfo(PARM_TEXT);
-
-            const TYPE_TEXT: &str = concat!("parmtype=", $name, ":int\0");
-            #[link_section = ".modinfo"]
-            #[used]
-            static PARMTYPE: [u8; TYPE_TEXT.len()] = $crate::param::modinfo(TYPE_TEXT);
         };
     };
 }

@@ -7,6 +7,7 @@
 #   reaches it (max_part rounded as loop.c rounds it);
 # - the block-layer test suite's driver check (/sys/module/loop, or `modprobe -qn loop`) passes;
 # - `losetup -f` autoloads it through /dev/loop-control (char-major-10-237, devname alias);
+# - modinfo shows loop.ko's aliases, license and parameters (with their types);
 # - `modprobe -r loop` unloads it; `make uninstall` makes `modprobe loop` load the C driver.
 # The module tree and modprobe.d are restored afterwards. rust_loop only: it installs rust_loop.
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +41,14 @@ mount --bind "$LT_WORK/mods" "$mods"
 
 "$LT_REPO/scripts/install" >/dev/null 2>&1 || lt_fail "scripts/install failed"
 lt_eq "$(modinfo -n loop)" "$mods/updates/loop.ko" "modinfo -n loop after install"
+# What modinfo tells of it is loop.ko's: aliases, license, parameters with their descriptions
+# and types (` (int)` for max_part alone: loop.c declares the others with callbacks), but for
+# rust_loop's own nr_hw_queues (and its description and version, which name it).
+for field in alias license parm; do
+	lt_eq "$(modinfo -F "$field" loop | grep -v '^nr_hw_queues:' | sort)" \
+		"$(modinfo -F "$field" "$mods/kernel/drivers/block/loop.ko" | sort)" \
+		"modinfo -F $field loop, as loop.ko's"
+done
 nodes=$(kmod static-nodes)
 grep -q "loop-control" <<<"$nodes" || lt_fail "kmod static-nodes has no /dev/loop-control: $nodes"
 
