@@ -803,7 +803,6 @@ impl LoopDevice {
             let (cfg, io) = f.parts();
             *self.backing.lock() = Some(file.clone());
             io.file = Some(file.bind());
-            self.stats.backing_changed();
             io.offset = status.offset;
             io.dio = dio;
             io.read_only = read_only;
@@ -914,7 +913,6 @@ impl LoopDevice {
             // The old file's mask is restored before the new one is masked: the two may share
             // one mapping (the same image opened twice).
             let old_file = io.file.as_mut().map(|bound| bound.rebind(file.clone()));
-            self.stats.backing_changed();
             let old_mirror = self.backing.lock().replace(file.clone());
             io.dio = dio;
             cfg.min_dio_size = min_dio_size;

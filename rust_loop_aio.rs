@@ -96,10 +96,6 @@ pub(crate) struct Stats {
     /// Writes in the blocking path now (Ming Lei's heuristic: while any is outstanding, buffered
     /// writes to a file are not tried non-blocking, as they would mostly fail).
     blocking_writes: Atomic<i64>,
-    /// The backing file system refused a non-blocking buffered write (`EOPNOTSUPP`, ext4):
-    /// buffered writes are then done in the worker directly (the shared one, for a file), as
-    /// loop.c does, instead of costing a work item each.
-    no_nowait_buffered_writes: Atomic<bool>,
 }
 
 impl Stats {
@@ -121,7 +117,6 @@ impl Stats {
             err_nospc: Atomic::new(0),
             err_notsupp: Atomic::new(0),
             blocking_writes: Atomic::new(0),
-            no_nowait_buffered_writes: Atomic::new(false),
         }
     }
 }
@@ -136,12 +131,6 @@ impl Stats {
     fn busy(&self) -> bool {
         let ended = self.ended.load(Relaxed);
         self.dispatched.load(Relaxed).saturating_sub(ended) > 1
-    }
-
-    /// A new backing file (the queue is frozen): what was learnt of the old one's file system
-    /// no longer holds.
-    pub(crate) fn backing_changed(&self) {
-        self.no_nowait_buffered_writes.store(false, Relaxed);
     }
 
     /// Writes the counters, one `name value` line each.
@@ -450,6 +439,9 @@ enum Action<'a> {
 struct FileKind {
     /// It takes non-blocking reads and writes (`FMODE_NOWAIT`; for a block device, its queue).
     nowait: bool,
+    /// It takes non-blocking buffered writes too (`FOP_BUFFER_WASYNC`: XFS, btrfs; not ext4,
+    /// f2fs or a block device).
+    nowait_buffered_writes: bool,
     /// A block device (its writes take the inode lock shared: no writer contention).
     bdev: bool,
 }
@@ -458,8 +450,10 @@ impl FileKind {
     /// Read for each request: a block device's NOWAIT support follows its queue's limits,
     /// which a device-mapper table reload may change while we are bound.
     fn of(file: &BackingFile) -> Self {
+        let nowait = file.supports_nowait();
         FileKind {
-            nowait: file.supports_nowait(),
+            nowait,
+            nowait_buffered_writes: nowait && file.supports_nowait_buffered_writes(),
             bdev: file.is_block_device(),
         }
     }
@@ -493,23 +487,18 @@ struct Rw {
     direct: bool,
 }
 
-/// What the engine has learnt of the backing file's writes, as [`path`] sees it.
+/// The writes in flight to the backing file, as [`path`] sees them.
 #[derive(Clone, Copy)]
-struct Learnt {
-    /// The file system refused a non-blocking buffered write.
-    no_nowait_writes: bool,
+struct Outstanding {
     /// Writes are in the blocking path now.
     blocking_writes: bool,
 }
 
-/// The way a read or write is done on a file of kind `file`, given what the engine has learnt.
+/// The way a read or write is done on a file of kind `file`, given the writes outstanding.
 fn path(
     Rw { write, direct }: Rw,
     file: FileKind,
-    Learnt {
-        no_nowait_writes,
-        blocking_writes,
-    }: Learnt,
+    Outstanding { blocking_writes }: Outstanding,
 ) -> Path {
     // A direct write to a file is submitted here, even if it blocks, as loop.c does. Tried
     // non-blocking first, it failed wherever the file had pages in the page cache (to be
@@ -524,17 +513,26 @@ fn path(
     if write && direct && !file.bdev {
         return Path::DirectHere;
     }
-    // A buffered write to a file that is not to be tried non-blocking (the file system has no
-    // non-blocking buffered writes, as ext4, or no NOWAIT at all, as tmpfs) is done here. The
-    // worker is the device's shared one, so such writes do not contend for the inode lock; and
-    // this comes before Ming Lei's heuristic below, which would punt them while others are
-    // outstanding, where they contend again.
-    if write && !direct && !file.bdev && (!file.nowait || no_nowait_writes) {
+    // A buffered write is tried non-blocking only where the file system says it takes one
+    // (`FOP_BUFFER_WASYNC`): elsewhere the attempt can only fail, with `EOPNOTSUPP` (ext4, a
+    // block device) or, from the write checks, `EINVAL` (f2fs, ntfs3, ext4 on DAX: their files
+    // are `FMODE_NOWAIT` all the same).
+    let nowait = if write && !direct {
+        file.nowait_buffered_writes
+    } else {
+        file.nowait
+    };
+    // So a buffered write to a file that is not to be tried non-blocking (ext4, f2fs; tmpfs has
+    // no NOWAIT at all) is done here. The worker is the device's shared one, so such writes do
+    // not contend for the inode lock; and this comes before Ming Lei's heuristic below, which
+    // would punt them while others are outstanding, where they contend again. A block device's
+    // go to the blocking path, where they run concurrently (it takes its inode lock shared).
+    if write && !direct && !file.bdev && !nowait {
         return Path::BufferedHere;
     }
     // Ming Lei's heuristic for (buffered) writes: on a file, a non-blocking write mostly fails
     // while allocating writes are outstanding, so skip the attempt then.
-    let try_nowait = file.nowait && (!write || file.bdev || !blocking_writes);
+    let try_nowait = nowait && (!write || file.bdev || !blocking_writes);
     match (try_nowait, direct) {
         (true, true) => Path::DirectNowait,
         (true, false) => Path::BufferedNowait,
@@ -627,11 +625,10 @@ impl LoopDevice {
             write,
             direct: rq.pdu().use_aio,
         };
-        let learnt = Learnt {
-            no_nowait_writes: self.stats.no_nowait_buffered_writes.load(Relaxed),
+        let outstanding = Outstanding {
             blocking_writes: self.stats.blocking_writes.load(Relaxed) != 0,
         };
-        let path = path(rw, file, learnt);
+        let path = path(rw, file, outstanding);
         match path {
             Path::DirectNowait => {
                 rq.pdu().get_mut().nowait = true;
@@ -666,15 +663,11 @@ impl LoopDevice {
                 rq.pdu().get_mut().done = done;
                 true
             }
-            RwResult::Error(e) if e == EAGAIN => true,
-            // The file system has no non-blocking buffered writes (ext4): remembered. (A read
-            // refused so is retried blocking, which gives its real outcome.)
-            RwResult::Error(e) if e == eopnotsupp() => {
-                if write {
-                    self.stats.no_nowait_buffered_writes.store(true, Relaxed);
-                }
-                true
-            }
+            // Nothing moved. `EAGAIN` is the usual refusal of a non-blocking call, not the only
+            // one (`EOPNOTSUPP`; `EINVAL` from write checks without `IOCB_NOWAIT`), and a file
+            // system may have others: every error is retried blocking, whose outcome, errors
+            // included, is loop.c's.
+            RwResult::Error(_) => true,
             _ => false,
         };
         if would_block {
@@ -857,8 +850,7 @@ impl LoopDevice {
     /// earlier attempt stopped. Short reads continue until end of file; a write that makes no
     /// progress is an error, never a silent success; an error after some progress is
     /// `FailedAfter` (the completion policy decides). With `nowait`, a call that would block
-    /// ends the attempt: `Partial` with what was moved, or the `EAGAIN` (or `EOPNOTSUPP`: the
-    /// file system has no non-blocking buffered writes) of the first call.
+    /// ends the attempt: `Partial` with what was moved, or the error of the first call.
     fn rw_buffered(&self, rq: &mut Rq<LoopQueue>, pos: u64, write: bool, nowait: bool) -> RwResult {
         let bytes = rq.info().bytes;
         let mut done = rq.pdu().done;
@@ -1103,51 +1095,52 @@ mod tests {
     const fn rw(write: bool, direct: bool) -> Rw {
         Rw { write, direct }
     }
-    /// Nothing learnt yet; blocking writes outstanding; non-blocking buffered writes refused;
-    /// both.
-    const FRESH: Learnt = Learnt {
-        no_nowait_writes: false,
+    /// No blocking writes outstanding; some.
+    const FRESH: Outstanding = Outstanding {
         blocking_writes: false,
     };
-    const BUSY: Learnt = Learnt {
-        no_nowait_writes: false,
-        blocking_writes: true,
-    };
-    const REFUSED: Learnt = Learnt {
-        no_nowait_writes: true,
-        blocking_writes: false,
-    };
-    const REFUSED_BUSY: Learnt = Learnt {
-        no_nowait_writes: true,
+    const BUSY: Outstanding = Outstanding {
         blocking_writes: true,
     };
 
+    /// NOWAIT, but no non-blocking buffered writes: ext4 (`EOPNOTSUPP`), f2fs (`EINVAL`).
     const EXT4: FileKind = FileKind {
         nowait: true,
+        nowait_buffered_writes: false,
+        bdev: false,
+    };
+    const XFS: FileKind = FileKind {
+        nowait: true,
+        nowait_buffered_writes: true,
         bdev: false,
     };
     const TMPFS: FileKind = FileKind {
         nowait: false,
+        nowait_buffered_writes: false,
         bdev: false,
     };
+    /// A block device refuses non-blocking buffered writes (`EOPNOTSUPP`).
     const BDEV: FileKind = FileKind {
         nowait: true,
+        nowait_buffered_writes: false,
         bdev: true,
     };
     /// A device-mapper table without NOWAIT support.
     const BDEV_BLOCKING: FileKind = FileKind {
         nowait: false,
+        nowait_buffered_writes: false,
         bdev: true,
     };
 
     #[test]
     fn direct_io_is_tried_nowait_where_the_file_takes_it() {
         assert_eq!(path(rw(false, true), EXT4, FRESH), Path::DirectNowait);
+        assert_eq!(path(rw(false, true), XFS, BUSY), Path::DirectNowait);
         for write in [false, true] {
             assert_eq!(path(rw(write, true), BDEV, FRESH), Path::DirectNowait);
             // No NOWAIT at all: submitted in the worker, as loop.c does.
             assert_eq!(path(rw(write, true), TMPFS, FRESH), Path::DirectHere);
-            assert_eq!(path(rw(write, true), TMPFS, REFUSED_BUSY), Path::DirectHere);
+            assert_eq!(path(rw(write, true), TMPFS, BUSY), Path::DirectHere);
             assert_eq!(
                 path(rw(write, true), BDEV_BLOCKING, FRESH),
                 Path::DirectHere
@@ -1157,42 +1150,43 @@ mod tests {
 
     #[test]
     fn direct_writes_to_a_file_are_submitted_here() {
-        // Whatever was learnt, whatever the file system: loop.c's way (measured, see `path`).
-        for learnt in [FRESH, BUSY, REFUSED, REFUSED_BUSY] {
-            assert_eq!(path(rw(true, true), EXT4, learnt), Path::DirectHere);
-            assert_eq!(path(rw(true, true), TMPFS, learnt), Path::DirectHere);
+        // Whatever is outstanding, whatever the file system: loop.c's way (measured, see `path`).
+        for out in [FRESH, BUSY] {
+            for fs in [EXT4, XFS, TMPFS] {
+                assert_eq!(path(rw(true, true), fs, out), Path::DirectHere);
+            }
         }
     }
 
     #[test]
     fn writes_to_a_file_skip_nowait_while_blocking_writes_run() {
         // Ming Lei's heuristic: buffered file writes only, never reads, never a block device.
-        assert_eq!(path(rw(true, false), EXT4, BUSY), Path::Blocking);
+        assert_eq!(path(rw(true, false), XFS, FRESH), Path::BufferedNowait);
+        assert_eq!(path(rw(true, false), XFS, BUSY), Path::Blocking);
         assert_eq!(path(rw(false, true), EXT4, BUSY), Path::DirectNowait);
         assert_eq!(path(rw(true, true), BDEV, BUSY), Path::DirectNowait);
         assert_eq!(path(rw(false, false), EXT4, BUSY), Path::BufferedNowait);
+        assert_eq!(path(rw(false, false), XFS, BUSY), Path::BufferedNowait);
     }
 
     #[test]
     fn buffered_writes_to_a_file_without_nowait_writes_are_done_here() {
-        // ext4 once it refused a non-blocking buffered write, tmpfs always; outstanding
+        // ext4 and f2fs (NOWAIT, but no non-blocking buffered writes) and tmpfs (no NOWAIT):
+        // never tried non-blocking, which would only fail (f2fs: `EINVAL`); outstanding
         // blocking writes do not send them to the workqueue.
-        for learnt in [REFUSED, REFUSED_BUSY] {
-            assert_eq!(path(rw(true, false), EXT4, learnt), Path::BufferedHere);
+        for out in [FRESH, BUSY] {
+            assert_eq!(path(rw(true, false), EXT4, out), Path::BufferedHere);
+            assert_eq!(path(rw(true, false), TMPFS, out), Path::BufferedHere);
         }
-        for learnt in [FRESH, BUSY, REFUSED, REFUSED_BUSY] {
-            assert_eq!(path(rw(true, false), TMPFS, learnt), Path::BufferedHere);
-        }
-        // Before the refusal, ext4 is tried non-blocking.
-        assert_eq!(path(rw(true, false), EXT4, FRESH), Path::BufferedNowait);
-        // Reads are not writes: what learnt of writes does not apply.
-        assert_eq!(path(rw(false, false), EXT4, REFUSED), Path::BufferedNowait);
+        // Reads are tried non-blocking wherever the file takes NOWAIT.
+        assert_eq!(path(rw(false, false), EXT4, FRESH), Path::BufferedNowait);
         assert_eq!(path(rw(false, false), TMPFS, FRESH), Path::Blocking);
-        // A block device's buffered writes take the lock shared: tried non-blocking.
-        assert_eq!(
-            path(rw(true, false), BDEV, REFUSED_BUSY),
-            Path::BufferedNowait
-        );
+        // A block device's buffered writes: the blocking path at once (it refuses them
+        // non-blocking), where they run concurrently.
+        for out in [FRESH, BUSY] {
+            assert_eq!(path(rw(true, false), BDEV, out), Path::Blocking);
+        }
+        assert_eq!(path(rw(false, false), BDEV, BUSY), Path::BufferedNowait);
         // One that takes no NOWAIT: the blocking path.
         assert_eq!(path(rw(true, false), BDEV_BLOCKING, FRESH), Path::Blocking);
         assert_eq!(path(rw(false, false), BDEV_BLOCKING, FRESH), Path::Blocking);

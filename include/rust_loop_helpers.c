@@ -46,6 +46,7 @@ static_assert(BLK_FEAT_WRITE_CACHE == ((__force blk_features_t)(1u << 0)));
 static_assert(FMODE_WRITE == ((__force fmode_t)(1 << 1)));
 static_assert(FMODE_CAN_ODIRECT == ((__force fmode_t)(1 << 22)));
 static_assert(FMODE_NOWAIT == ((__force fmode_t)(1 << 27)));
+static_assert(FOP_BUFFER_WASYNC == ((__force fop_flags_t)(1 << 1)));
 static_assert(FALLOC_FL_KEEP_SIZE == 0x01);
 static_assert(FALLOC_FL_PUNCH_HOLE == 0x02);
 static_assert(FALLOC_FL_ZERO_RANGE == 0x10);

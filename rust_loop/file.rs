@@ -38,6 +38,8 @@ const FMODE_WRITE: u32 = 1 << 1;
 const FMODE_CAN_ODIRECT: u32 = 1 << 22;
 /// `FMODE_NOWAIT` (checked in `include/rust_loop_helpers.c`).
 const FMODE_NOWAIT: u32 = 1 << 27;
+/// `FOP_BUFFER_WASYNC` (checked in `include/rust_loop_helpers.c`).
+const FOP_BUFFER_WASYNC: u32 = 1 << 1;
 /// `FALLOC_FL_KEEP_SIZE` (`include/uapi/linux/falloc.h`; checked in the C helpers).
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 /// `FALLOC_FL_PUNCH_HOLE` (checked in the C helpers).
@@ -176,6 +178,14 @@ impl BackingFile {
         // SAFETY: An open block device file: its mapping's host is the bdev inode, whose disk
         // and queue live while the file is open.
         !self.is_block_device() || unsafe { helpers::rust_loop_bdev_file_nowait(self.as_raw()) }
+    }
+
+    /// The file system takes non-blocking buffered writes (`FOP_BUFFER_WASYNC`: XFS, btrfs).
+    /// Others refuse them though they take `IOCB_NOWAIT` otherwise: ext4 and block devices
+    /// with `EOPNOTSUPP`, and the write checks (`generic_write_checks_count`) with `EINVAL`
+    /// those of f2fs, ntfs3 or ext4 on DAX.
+    pub(crate) fn supports_nowait_buffered_writes(&self) -> bool {
+        self.fops().fop_flags & FOP_BUFFER_WASYNC != 0
     }
 
     /// The file was opened with `O_DIRECT`.
