@@ -89,7 +89,8 @@ static MODINFO_VERSION: [u8; "version=1.1.0-rust_loop\0".len()] =
     param::modinfo("version=1.1.0-rust_loop\0");
 
 // The parameters of loop.c, with its defaults and checks; read-only in sysfs. Typed in
-// `.modinfo` as loop.c's: only `max_part` is a plain `module_param()` there.
+// `.modinfo` as loop.c's: only `max_part` is a plain `module_param()` there (with
+// `CONFIG_BLOCK_LEGACY_AUTOLOAD`, whose behaviour this driver has; README).
 param::int_param!(
     MAX_LOOP,
     "max_loop",

@@ -81,7 +81,8 @@ pub(crate) struct Stats {
     /// path.
     buffered_nowait: Atomic<u64>,
     buffered_blocking: Atomic<u64>,
-    /// Non-blocking attempts that would have blocked and were handed to the blocking path.
+    /// Non-blocking attempts that would have blocked (or failed: see `buffered_nowait`) and
+    /// were handed to the blocking path.
     eagain: Atomic<u64>,
     /// Commands run by the blocking path (workqueue): fallbacks, flushes, discards, ...
     blocking: Atomic<u64>,
@@ -395,8 +396,11 @@ impl request::Operations for LoopQueue {
         // (Possibly in interrupt context: queueing the work is allowed there.)
         // `EOPNOTSUPP` too: a block device that cannot take `REQ_NOWAIT` bios (a device-mapper
         // table without NOWAIT support) fails them so; the blocking retry gives the real outcome.
-        // (io_uring treats a non-blocking `EOPNOTSUPP` the same way.) No reference to the device
-        // is taken here: an interrupt must never drop the last one.
+        // (io_uring treats a non-blocking `EOPNOTSUPP` the same way.) No other errno: in Linux
+        // 7.2, every in-tree refusal of a non-blocking direct read, or direct write to a block
+        // device, is one of these two (iomap, ext4, f2fs, btrfs, NFS, ocfs2, the block layer,
+        // device-mapper), and a real error (a medium error) is not worth a second attempt. No
+        // reference to the device is taken here: an interrupt must never drop the last one.
         if cmd.nowait && matches!(res, RwResult::Error(e) if e == EAGAIN || e == eopnotsupp()) {
             Stats::inc(&rq.queue_data().stats.eagain);
             return LoopDevice::punt(rq);
@@ -440,7 +444,7 @@ struct FileKind {
     /// It takes non-blocking reads and writes (`FMODE_NOWAIT`; for a block device, its queue).
     nowait: bool,
     /// It takes non-blocking buffered writes too (`FOP_BUFFER_WASYNC`: XFS, btrfs; not ext4,
-    /// f2fs or a block device).
+    /// f2fs or a block device; see [`BackingFile::supports_nowait_buffered_writes`]).
     nowait_buffered_writes: bool,
     /// A block device (its writes take the inode lock shared: no writer contention).
     bdev: bool,
@@ -664,9 +668,10 @@ impl LoopDevice {
                 true
             }
             // Nothing moved. `EAGAIN` is the usual refusal of a non-blocking call, not the only
-            // one (`EOPNOTSUPP`; `EINVAL` from write checks without `IOCB_NOWAIT`), and a file
-            // system may have others: every error is retried blocking, whose outcome, errors
-            // included, is loop.c's.
+            // one (`EOPNOTSUPP`; `EINVAL` from write checks without `FOP_BUFFER_WASYNC`; `ENOSPC`
+            // from zoned XFS), and a file system may have others: every error is retried
+            // blocking, whose outcome, errors included, is loop.c's. (Nothing went to the
+            // backing store: a buffered attempt only meets the page cache.)
             RwResult::Error(_) => true,
             _ => false,
         };

@@ -180,10 +180,11 @@ impl BackingFile {
         !self.is_block_device() || unsafe { helpers::rust_loop_bdev_file_nowait(self.as_raw()) }
     }
 
-    /// The file system takes non-blocking buffered writes (`FOP_BUFFER_WASYNC`: XFS, btrfs).
-    /// Others refuse them though they take `IOCB_NOWAIT` otherwise: ext4 and block devices
-    /// with `EOPNOTSUPP`, and the write checks (`generic_write_checks_count`) with `EINVAL`
-    /// those of f2fs, ntfs3 or ext4 on DAX.
+    /// The file system takes non-blocking buffered writes (`FOP_BUFFER_WASYNC`: XFS; btrfs,
+    /// but only to files without copy-on-write, `EAGAIN` otherwise). Others refuse them though
+    /// they take `IOCB_NOWAIT` otherwise: ext4, ocfs2 and block devices with `EOPNOTSUPP`, and
+    /// the write checks (`generic_write_checks_count`) with `EINVAL` those of f2fs, ntfs3,
+    /// ntfs or ext4 on DAX.
     pub(crate) fn supports_nowait_buffered_writes(&self) -> bool {
         self.fops().fop_flags & FOP_BUFFER_WASYNC != 0
     }

@@ -233,6 +233,12 @@ PY
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
+# lt_engine_stat DEV NAME: one counter of rust_loop's engine (debugfs rust_loop/loopN/stats).
+lt_engine_stat() {
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"
+}
+
 # lt_worker_pid N Q: the PID of rust_loop's worker rust_loopN-Q (Q a hardware queue, or s for
 # the shared worker; "none" if there is none).
 lt_worker_pid() {

@@ -19,9 +19,6 @@
 
 [ "$LT_DRIVER" = rust ] || lt_skip "rust_loop's engine (loop.ko has one queue and one workqueue)"
 lt_need fio
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-# stat DEV NAME: one counter.
-stat() { awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"; }
 # worker_nice N Q: the nice level of worker rust_loopN-Q (field 19 of its stat; its name has no
 # space or parenthesis).
 worker_nice() {
@@ -40,7 +37,7 @@ n=${dev#/dev/loop}
 queues=$(find "/sys/block/loop$n/mq" -mindepth 1 -maxdepth 1 | wc -l)
 want=$(($(nproc) < 16 ? $(nproc) : 16))
 lt_eq "$queues" "$want" "hardware queues by default"
-lt_eq "$(stat "$dev" hw_queues)" "$want" "hw_queues in stats"
+lt_eq "$(lt_engine_stat "$dev" hw_queues)" "$want" "hw_queues in stats"
 # Every worker runs at nice 0, loop.c's workers' level (checked below with kthreadd reniced).
 for ((q = 0; q < queues; q++)); do
 	lt_eq "$(lt_worker_cpus "$n" "$q")" "$(lt_cpus "$(lt_sysfs "loop$n" "mq/$q/cpu_list")")" \
@@ -54,24 +51,24 @@ fi
 # Cold: the backing file is not cached, a read falls back; warm: it completes at once.
 sync
 echo 3 >/proc/sys/vm/drop_caches
-e0=$(stat "$dev" eagain_fallbacks)
+e0=$(lt_engine_stat "$dev" eagain_fallbacks)
 dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
-e1=$(stat "$dev" eagain_fallbacks)
+e1=$(lt_engine_stat "$dev" eagain_fallbacks)
 [ "$e1" -gt "$e0" ] || lt_fail "a cold buffered read did not fall back to the blocking path ($e0 -> $e1)"
-b0=$(stat "$dev" buffered_nowait)
-e0=$(stat "$dev" eagain_fallbacks)
+b0=$(lt_engine_stat "$dev" buffered_nowait)
+e0=$(lt_engine_stat "$dev" eagain_fallbacks)
 dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
-b1=$(stat "$dev" buffered_nowait)
-e1=$(stat "$dev" eagain_fallbacks)
+b1=$(lt_engine_stat "$dev" buffered_nowait)
+e1=$(lt_engine_stat "$dev" eagain_fallbacks)
 [ $((b1 - b0)) -ge 64 ] || lt_fail "a cached buffered read of 64 requests: $((b1 - b0)) completed non-blocking"
 lt_eq "$((e1 - e0))" 0 "fallbacks of a cached buffered read"
 lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "data read through both paths"
 
 # Direct I/O reads: submitted non-blocking.
 losetup --direct-io=on "$dev"
-a0=$(stat "$dev" aio_nowait)
+a0=$(lt_engine_stat "$dev" aio_nowait)
 dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
-a1=$(stat "$dev" aio_nowait)
+a1=$(lt_engine_stat "$dev" aio_nowait)
 [ $((a1 - a0)) -ge 64 ] || lt_fail "64 direct reads: $((a1 - a0)) submitted non-blocking"
 
 # Buffered writes to a file, from whatever CPU, are done by the device's one shared worker
@@ -84,9 +81,9 @@ udevadm settle
 udevadm control --stop-exec-queue
 last=$(($(nproc) - 1))
 losetup --direct-io=off "$dev"
-w0=$(stat "$dev" to_shared)
+w0=$(lt_engine_stat "$dev" to_shared)
 taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
-w1=$(stat "$dev" to_shared)
+w1=$(lt_engine_stat "$dev" to_shared)
 if [ "$queues" -gt 1 ]; then
 	[ $((w1 - w0)) -ge 64 ] || lt_fail "64 buffered writes: $((w1 - w0)) sent to the shared worker"
 	# Not bound to a queue's CPUs: those of any kthread (kthreadd's, which kthreads inherit).
@@ -96,20 +93,20 @@ else
 	lt_eq "$((w1 - w0))" 0 "writes sent to a shared worker with one queue"
 fi
 losetup --direct-io=on "$dev"
-w0=$(stat "$dev" to_shared)
-a0=$(stat "$dev" aio_blocking)
-n0=$(stat "$dev" aio_nowait)
+w0=$(lt_engine_stat "$dev" to_shared)
+a0=$(lt_engine_stat "$dev" aio_blocking)
+n0=$(lt_engine_stat "$dev" aio_nowait)
 taskset -c "$last" dd if=/dev/zero of="$dev" bs=4k count=64 oflag=direct conv=notrunc status=none
-lt_eq "$(($(stat "$dev" to_shared) - w0))" 0 "lone direct I/O writes sent to the shared worker"
-lt_eq "$(($(stat "$dev" aio_blocking) - a0))" 64 "direct writes to a file submitted blocking"
-lt_eq "$(($(stat "$dev" aio_nowait) - n0))" 0 "direct writes to a file submitted IOCB_NOWAIT"
+lt_eq "$(($(lt_engine_stat "$dev" to_shared) - w0))" 0 "lone direct I/O writes sent to the shared worker"
+lt_eq "$(($(lt_engine_stat "$dev" aio_blocking) - a0))" 64 "direct writes to a file submitted blocking"
+lt_eq "$(($(lt_engine_stat "$dev" aio_nowait) - n0))" 0 "direct writes to a file submitted IOCB_NOWAIT"
 # A busy device: at QD16, nearly every read and write finds others in flight (past the
 # zeroes checked below).
 for rw in randread randwrite; do
-	w0=$(stat "$dev" to_shared)
+	w0=$(lt_engine_stat "$dev" to_shared)
 	out=$(fio --name=busy --filename="$dev" --direct=1 --rw=$rw --bs=4k --ioengine=libaio \
 		--iodepth=16 --offset=1m --size=1m --io_size=4m 2>&1) || lt_fail "fio $rw at QD16 on $dev failed: $out"
-	w1=$(stat "$dev" to_shared)
+	w1=$(lt_engine_stat "$dev" to_shared)
 	if [ "$queues" -gt 1 ]; then
 		[ $((w1 - w0)) -ge 512 ] ||
 			lt_fail "1024 requests ($rw) at QD16: $((w1 - w0)) sent to the shared worker"
@@ -122,9 +119,9 @@ lt_eq "$(lt_sum "$dev" 262144)" "$zeroes" "the written zeroes, read through the 
 lt_eq "$(lt_sum "$img" 262144)" "$zeroes" "the written zeroes, in the backing file"
 
 # A flush (fsync of the device) goes to the blocking path.
-p0=$(stat "$dev" blocking_path)
+p0=$(lt_engine_stat "$dev" blocking_path)
 dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=none
-p1=$(stat "$dev" blocking_path)
+p1=$(lt_engine_stat "$dev" blocking_path)
 [ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
 # (udev's reads, which could have passed that check in a flush's place, only start now.)
 udevadm control --start-exec-queue
@@ -133,8 +130,8 @@ udevadm control --start-exec-queue
 udevadm settle
 # Called through lt_wait.
 # shellcheck disable=SC2317
-idle() { [ "$(stat "$dev" in_flight)" = 0 ]; }
-lt_wait 60 idle || lt_fail "requests in flight when idle: $(stat "$dev" in_flight)"
+idle() { [ "$(lt_engine_stat "$dev" in_flight)" = 0 ]; }
+lt_wait 60 idle || lt_fail "requests in flight when idle: $(lt_engine_stat "$dev" in_flight)"
 losetup -d "$dev"
 udevadm settle
 

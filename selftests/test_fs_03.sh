@@ -8,9 +8,38 @@
 # system takes it, and must give loop.c's outcome everywhere. Per file system and mode: loop/dio
 # as asked, fio crc32c verify through the device (psync and libaio at queue depth 16, 2 jobs
 # each), the device's contents equal the file's, and an ext4 made on the device and filled
-# survives unmount, fsck and a remount with cold caches.
+# survives unmount, fsck and a remount with cold caches. rust_loop only: its engine tries
+# buffered writes non-blocking on XFS and not on f2fs (debugfs counters).
 . "$(dirname "$0")/lib.sh"
 lt_need fio mkfs.f2fs mkfs.xfs mkfs.ext4 fsck.ext4
+
+# engine_writes DEV FS: rust_loop only: 256 writes to the device, buffered writes to the file,
+# are tried non-blocking where the file system takes that (XFS), and never on f2fs, where the
+# write checks refuse it (the engine's retry of a refused attempt would hide a wrong choice from
+# the data checks). udev must not read the device meanwhile (its watch rule does after a
+# writer's close): its reads would count too.
+engine_writes() {
+	local dev=$1 e0 n0 h0
+	udevadm settle
+	udevadm control --stop-exec-queue
+	e0=$(lt_engine_stat "$dev" eagain_fallbacks)
+	n0=$(lt_engine_stat "$dev" buffered_nowait)
+	h0=$(lt_engine_stat "$dev" buffered_blocking)
+	dd if=/dev/urandom of="$dev" bs=4k count=256 oflag=direct status=none
+	case $2 in
+	f2fs)
+		lt_eq "$(($(lt_engine_stat "$dev" eagain_fallbacks) - e0))" 0 \
+			"refused non-blocking attempts of 256 writes on f2fs"
+		lt_eq "$(($(lt_engine_stat "$dev" buffered_blocking) - h0))" 256 \
+			"writes done in the worker on f2fs"
+		;;
+	xfs)
+		[ "$(($(lt_engine_stat "$dev" buffered_nowait) - n0))" -gt 0 ] ||
+			lt_fail "none of 256 writes on XFS done by the non-blocking attempt"
+		;;
+	esac
+	udevadm control --start-exec-queue
+}
 
 # run_fs IMG WHAT DIO: the checks above on the image IMG, with direct I/O DIO (on or off).
 run_fs() {
@@ -20,6 +49,7 @@ run_fs() {
 	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio over $what"
 	lt_fio_verify "$dev" 4k psync 2 1 4M
 	lt_fio_verify "$dev" 4k libaio 2 16 4M
+	[ "$LT_DRIVER" = rust ] && [ "$dio" = off ] && engine_writes "$dev" "$2"
 	blockdev --flushbufs "$dev"
 	lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "device and file contents over $what"
 	lt_ext4 "$dev" "$LT_WORK/mnt"
@@ -38,6 +68,7 @@ run_fs() {
 	lt_log "$what: verified"
 }
 
+lt_on_exit --first 'udevadm control --start-exec-queue'
 # mkfs.xfs wants at least 300 MiB.
 sd=$(lt_scsi_debug dev_size_mb=320)
 mkdir -p "$LT_WORK/fs"
