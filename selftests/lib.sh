@@ -211,6 +211,23 @@ lt_ext4() {
 	mount "$1" "$2"
 }
 
+# lt_ext4_roundtrip DEV MIB WHAT: an ext4 made on DEV, a file of MIB MiB of random data written to
+# it with fsync, unmounted, fsck clean, remounted with cold caches: the file reads back the same.
+# WHAT names the setup in failures.
+lt_ext4_roundtrip() {
+	local dev=$1 mib=$2 what=$3 mnt=$LT_WORK/mnt sum
+	lt_ext4 "$dev" "$mnt"
+	dd if=/dev/urandom of="$mnt/data" bs=1M count="$mib" conv=fsync status=none ||
+		lt_fail "writing a file on ext4 over $what"
+	sum=$(lt_sum "$mnt/data")
+	umount "$mnt"
+	fsck.ext4 -fn "$dev" >/dev/null 2>&1 || lt_fail "fsck of ext4 on the device over $what"
+	echo 3 >/proc/sys/vm/drop_caches
+	mount "$dev" "$mnt"
+	lt_eq "$(lt_sum "$mnt/data")" "$sum" "file on ext4 over $what after remount"
+	umount "$mnt"
+}
+
 # lt_resident FILE: how many of FILE's pages are in the page cache (mincore(2) of a mapping).
 lt_resident() {
 	python3 - "$1" <<'PY'

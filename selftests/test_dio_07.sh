@@ -11,7 +11,7 @@ lt_need fio mkfs.xfs mkfs.ext4 fsck.ext4
 
 # run_fs IMG WHAT: the checks above on the image IMG.
 run_fs() {
-	local img=$1 what=$2 dev sum
+	local img=$1 what=$2 dev
 	lt_file "$img" 32M
 	sync
 	echo 1 >/proc/sys/vm/drop_caches
@@ -22,15 +22,7 @@ run_fs() {
 	[ "$what" = tmpfs ] ||
 		lt_eq "$(lt_resident "$img")" 0 "image pages in the page cache after direct I/O ($what)"
 	lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "device and file contents over $what"
-	lt_ext4 "$dev" "$LT_WORK/mnt"
-	dd if=/dev/urandom of="$LT_WORK/mnt/data" bs=1M count=8 status=none
-	sum=$(lt_sum "$LT_WORK/mnt/data")
-	umount "$LT_WORK/mnt"
-	fsck.ext4 -fn "$dev" >/dev/null 2>&1 || lt_fail "fsck of ext4 on the device over $what"
-	mount "$dev" "$LT_WORK/mnt"
-	echo 3 >/proc/sys/vm/drop_caches
-	lt_eq "$(lt_sum "$LT_WORK/mnt/data")" "$sum" "file on ext4 over $what after remount"
-	umount "$LT_WORK/mnt"
+	lt_ext4_roundtrip "$dev" 8 "$what"
 	losetup -d "$dev"
 	udevadm settle
 	lt_log "$what: verified, direct"

@@ -43,7 +43,7 @@ engine_writes() {
 
 # run_fs IMG WHAT DIO: the checks above on the image IMG, with direct I/O DIO (on or off).
 run_fs() {
-	local img=$1 dio=$3 dev sum what="$2, direct I/O $3"
+	local img=$1 dio=$3 dev what="$2, direct I/O $3"
 	lt_file "$img" 16M
 	dev=$(lt_attach "$img" --direct-io="$dio")
 	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio over $what"
@@ -52,16 +52,7 @@ run_fs() {
 	[ "$LT_DRIVER" = rust ] && [ "$dio" = off ] && engine_writes "$dev" "$2"
 	blockdev --flushbufs "$dev"
 	lt_eq "$(lt_sum "$dev")" "$(lt_sum "$img")" "device and file contents over $what"
-	lt_ext4 "$dev" "$LT_WORK/mnt"
-	dd if=/dev/urandom of="$LT_WORK/mnt/data" bs=1M count=4 conv=fsync status=none ||
-		lt_fail "writing a file on ext4 over $what"
-	sum=$(lt_sum "$LT_WORK/mnt/data")
-	umount "$LT_WORK/mnt"
-	fsck.ext4 -fn "$dev" >/dev/null 2>&1 || lt_fail "fsck of ext4 on the device over $what"
-	echo 3 >/proc/sys/vm/drop_caches
-	mount "$dev" "$LT_WORK/mnt"
-	lt_eq "$(lt_sum "$LT_WORK/mnt/data")" "$sum" "file on ext4 over $what after remount"
-	umount "$LT_WORK/mnt"
+	lt_ext4_roundtrip "$dev" 4 "$what"
 	losetup -d "$dev"
 	udevadm settle
 	rm "$img"
