@@ -959,14 +959,31 @@ impl LoopDevice {
                 .iter()
                 .position(|&b| b == 0)
                 .unwrap_or(LO_NAME_SIZE);
-            let name = core::str::from_utf8(&file_name[..len]).unwrap_or("?");
             pr_warn!(
                 "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
                 self.number,
-                name,
+                LogName(&file_name[..len]),
                 e.to_errno()
             );
         }
+    }
+}
+
+/// A backing file's name in a log line: loop.c prints `lo_file_name`'s bytes with `%s`, and a
+/// name is any bytes (a path, or what LOOP_SET_STATUS64 set, cut at 63 bytes, maybe inside a
+/// character). Valid UTF-8 goes out as is; only the bytes that are not are written `\xNN`,
+/// which is how `dmesg` shows loop.c's raw byte, while a `str` cannot carry it.
+struct LogName<'a>(&'a [u8]);
+
+impl kernel::fmt::Display for LogName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1657,6 +1674,22 @@ mod tests {
             size_sectors(3 << 40, 1 << 32, 0),
             ((3u64 << 40) - (1 << 32)) >> 9
         );
+    }
+
+    #[test]
+    fn log_name_escapes_only_invalid_utf8() -> Result {
+        let shown = |name: &[u8]| CString::try_from_fmt(fmt!("{}", LogName(name)));
+        assert_eq!(shown(b"/tmp/a.img")?.to_bytes(), b"/tmp/a.img");
+        // Valid UTF-8 beyond ASCII is kept, as loop.c's %s keeps every byte.
+        assert_eq!(
+            shown("/tmp/\u{e9}.img".as_bytes())?.to_bytes(),
+            "/tmp/\u{e9}.img".as_bytes()
+        );
+        // A Latin-1 byte, and a name cut inside a character (63 bytes of a longer name).
+        assert_eq!(shown(b"/tmp/\xe9.img")?.to_bytes(), b"/tmp/\\xe9.img");
+        assert_eq!(shown(b"/tmp/\xc3")?.to_bytes(), b"/tmp/\\xc3");
+        assert_eq!(shown(b"")?.to_bytes(), b"");
+        Ok(())
     }
 
     #[test]

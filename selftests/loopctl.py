@@ -94,7 +94,8 @@ def int0(s):
     return int(s, 0)
 
 
-# Options: those that take a value (with its conversion), then the switches.
+# Options: those that take a value (with its conversion), then the switches. A --name goes to
+# the kernel as the bytes given (os.fsencode undoes the surrogate escapes of a non-UTF-8 argv).
 VALUED = {"--fd": int, "--flags": int0, "--bs": int0, "--offset": int0, "--sizelimit": int0,
           "--name": str, "--encrypt-type": int, "--key-size": int}
 SWITCHES = ("--dev-ro", "--file-ro", "--file-direct", "--null")
@@ -185,7 +186,7 @@ def main():
         elif a.cmd == "change-fd":
             print("OK", fcntl.ioctl(dev, LOOP_CHANGE_FD, backing_fd()))
         elif a.cmd == "configure":
-            info = info64(a.offset, a.sizelimit, a.flags, a.name.encode(), a.encrypt_type,
+            info = info64(a.offset, a.sizelimit, a.flags, os.fsencode(a.name), a.encrypt_type,
                           a.key_size)
             buf = bytearray(CONFIG.pack(backing_fd(), a.bs, info))
             print("OK", fcntl.ioctl(dev, LOOP_CONFIGURE, buf))
@@ -209,12 +210,12 @@ def main():
                 import json
                 print(json.dumps(decode(bytes(buf))))
         elif a.cmd == "set-status64":
-            buf = bytearray(info64(a.offset, a.sizelimit, a.flags, a.name.encode(),
+            buf = bytearray(info64(a.offset, a.sizelimit, a.flags, os.fsencode(a.name),
                                    a.encrypt_type, a.key_size))
             print("OK", fcntl.ioctl(dev, LOOP_SET_STATUS64, buf))
         elif a.cmd == "set-status":
             buf = bytearray(INFO.pack(0, 0, 0, 0, a.offset, a.encrypt_type, a.key_size,
-                                      a.flags, a.name.encode(), b"", 0, 0, b""))
+                                      a.flags, os.fsencode(a.name), b"", 0, 0, b""))
             print("OK", fcntl.ioctl(dev, LOOP_SET_STATUS, buf))
         elif a.cmd == "set-dio":
             print("OK", fcntl.ioctl(dev, LOOP_SET_DIRECT_IO, int(a.args[0], 0)))

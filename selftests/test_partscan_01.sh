@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Partitions: losetup -P on a GPT image made with sfdisk shows loopNp1/p2 with the right data,
 # which vanish on detach; without -P there is no scan, but partx can add partitions and detach
-# still removes them; LOOP_SET_STATUS64 can turn scanning on later, not off.
+# still removes them; LOOP_SET_STATUS64 can turn scanning on later, not off; a scan that fails
+# (a partition open) is logged with the file name as loop.c logs it, non-UTF-8 bytes included.
 . "$(dirname "$0")/lib.sh"
 lt_need sfdisk partx
 
@@ -50,5 +51,23 @@ udevadm settle
 [ -e "/sys/block/$n/${n}p2" ] || lt_fail "no partitions after SET_STATUS64(PARTSCAN)"
 lt_expect "OK 0" set-status64 "$dev" --flags 0
 lt_eq "$(lt_sysfs "$dev" loop/partscan)" 1 "loop/partscan after trying to clear it"
+losetup -d "$dev"
+
+# A scan that fails (a partition is open: EBUSY) still sets the flag, and is logged with the
+# file name as loop.c prints it (its bytes, with %s): a name that is not UTF-8, here a Latin-1
+# byte, shows in dmesg as \xe9 for both drivers.
+dev=$(lt_attach "$img")
+n=${dev#/dev/}
+partx -a "$dev"
+udevadm settle
+exec 3<"${dev}p1"
+line="partition scan of $n (/tmp/caf\xe9.img) failed (rc=-16)"
+# `dmesg | grep -c` (not -q) under pipefail: grep's early exit can kill dmesg with SIGPIPE.
+before=$(dmesg | grep -cF "$line") || true
+lt_expect "OK 0" set-status64 "$dev" --flags 8 --name $'/tmp/caf\xe9.img'
+after=$(dmesg | grep -cF "$line") || true
+exec 3<&-
+lt_eq "$after" $((before + 1)) "dmesg lines '$line'"
+lt_eq "$(lt_sysfs "$dev" loop/partscan)" 1 "loop/partscan after a failed scan"
 losetup -d "$dev"
 exit 0
