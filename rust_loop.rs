@@ -16,7 +16,6 @@
 use core::fmt::Write;
 use kernel::{
     block::{SECTOR_SHIFT, SECTOR_SIZE},
-    debugfs::{self, Dir},
     pr_warn_once,
     prelude::*,
     str::CString,
@@ -34,6 +33,8 @@ mod rust_loop_aio;
 mod blkdev;
 #[path = "rust_loop/cgroup.rs"]
 mod cgroup;
+#[path = "rust_loop/debugfs.rs"]
+mod debugfs;
 #[path = "rust_loop/disk.rs"]
 mod disk;
 #[path = "rust_loop/file.rs"]
@@ -60,6 +61,7 @@ mod uapi;
 mod workqueue;
 
 use blkdev::{BlockDevice, MajorRegistration, OpenMode, Probe};
+use debugfs::{DebugDir, DebugFiles, DebugView};
 use disk::{Disk, DiskRef, NewDisk, OpenMutexHeld, QueueLimits};
 use file::{BackingFile, BoundFile};
 use lock::{DevGuard, DevLock, Held, IoState, Publish, StaticKMutex};
@@ -1305,21 +1307,21 @@ struct Entry {
     /// is refused.
     disk: Option<Disk<LoopQueue>>,
     /// `/sys/kernel/debug/rust_loop/loopN/`, if debugfs is there.
-    _debug: Option<DebugDir>,
+    _debug: Option<DebugFiles<Arc<LoopDevice>>>,
 }
 
 /// All devices, sorted by number (loop.c's `loop_index_idr` under `loop_ctl_mutex`).
 struct Registry {
     entries: KVec<Entry>,
     /// `/sys/kernel/debug/rust_loop/`.
-    debugfs: Option<Dir>,
+    debugfs: DebugDir,
 }
 
 impl Registry {
     const fn new() -> Self {
         Self {
             entries: KVec::new(),
-            debugfs: None,
+            debugfs: DebugDir::none(),
         }
     }
 
@@ -1357,10 +1359,7 @@ fn loop_add(i: i32) -> Result<i32> {
     reg.entries.reserve(1, GFP_KERNEL)?;
     let (dev, disk) = LoopDevice::create(number)?;
     // Diagnostics only: a device works without its debugfs directory.
-    let debug = reg
-        .debugfs
-        .as_ref()
-        .and_then(|root| DebugDir::new(root, number, dev.clone()).ok());
+    let debug = debug_files(&reg.debugfs, number, dev.clone()).ok();
     let entry = Entry {
         number,
         dev,
@@ -1485,46 +1484,33 @@ impl MiscOps for LoopControl {
 /// A device's directory in debugfs, `rust_loop/loopN/`: what user space cannot see otherwise.
 /// `state`: the device state and the page-cache gfp masks of the backing file; `stats`: what
 /// the I/O engine did (README: Engine).
-struct DebugDir {
-    // Dropped first: the files go before their directory.
-    _state: Pin<KBox<debugfs::File<DevDebug>>>,
-    _stats: Pin<KBox<debugfs::File<DevStats>>>,
-    _dir: Dir,
-}
-
-impl DebugDir {
-    fn new(root: &Dir, number: u32, dev: Arc<LoopDevice>) -> Result<Self> {
-        let name = CString::try_from_fmt(fmt!("loop{number}"))?;
-        let dir = root.subdir(&name);
-        let stats = KBox::pin_init(
-            dir.read_only_file(c"stats", DevStats(dev.clone())),
-            GFP_KERNEL,
-        )?;
-        let state = KBox::pin_init(dir.read_only_file(c"state", DevDebug(dev)), GFP_KERNEL)?;
-        Ok(Self {
-            _state: state,
-            _stats: stats,
-            _dir: dir,
-        })
-    }
+fn debug_files(
+    root: &DebugDir,
+    number: u32,
+    dev: Arc<LoopDevice>,
+) -> Result<DebugFiles<Arc<LoopDevice>>> {
+    let name = CString::try_from_fmt(fmt!("loop{number}"))?;
+    let mut files = DebugFiles::new(root.subdir(&name), dev)?;
+    files.add::<DevStats>(c"stats")?;
+    files.add::<DevDebug>(c"state")?;
+    Ok(files)
 }
 
 /// The contents of `rust_loop/loopN/stats`.
-struct DevStats(Arc<LoopDevice>);
+struct DevStats;
 
-impl core::fmt::Debug for DevStats {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        writeln!(f, "hw_queues {}", self.0.hw_queues)?;
-        self.0.stats.write(f)
+impl DebugView<Arc<LoopDevice>> for DevStats {
+    fn show(dev: &Arc<LoopDevice>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "hw_queues {}", dev.hw_queues)?;
+        dev.stats.write(f)
     }
 }
 
 /// The contents of `rust_loop/loopN/state`.
-struct DevDebug(Arc<LoopDevice>);
+struct DevDebug;
 
-impl core::fmt::Debug for DevDebug {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let dev = &self.0;
+impl DebugView<Arc<LoopDevice>> for DevDebug {
+    fn show(dev: &Arc<LoopDevice>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let g = dev.lock.lock();
         writeln!(f, "state: {:?}", dev.state())?;
         if let Some(file) = g.io().file.as_ref() {
@@ -1565,8 +1551,11 @@ impl Drop for Devices {
         // Nobody else can reach the registry now: `/dev/loop-control` and the major are gone,
         // and open devices would have kept the module loaded.
         let (entries, debugfs) = match LOOP_CTL.lock() {
-            Ok(mut reg) => (core::mem::take(&mut reg.entries), reg.debugfs.take()),
-            Err(_) => (KVec::new(), None),
+            Ok(mut reg) => (
+                core::mem::take(&mut reg.entries),
+                core::mem::replace(&mut reg.debugfs, DebugDir::none()),
+            ),
+            Err(_) => (KVec::new(), DebugDir::none()),
         };
         drop(entries);
         drop(debugfs);
@@ -1631,7 +1620,7 @@ impl kernel::InPlaceModule for LoopModule {
                 // Only once nothing can fail: a failed load must not leave the directory behind
                 // (the next load could not make its own).
                 if let Ok(mut reg) = LOOP_CTL.lock() {
-                    reg.debugfs = Some(Dir::new(c"rust_loop"));
+                    reg.debugfs = DebugDir::root(c"rust_loop");
                 }
                 // Pre-create `max_loop` devices; like loop.c, failures here are not fatal.
                 for i in 0..max_loop {
