@@ -223,7 +223,8 @@ pub(crate) struct IoConfig {
     read_only: bool,
 }
 
-impl IoState for IoConfig {
+// SAFETY: `file` reads a field.
+unsafe impl IoState for IoConfig {
     fn file(&self) -> Option<&BackingFile> {
         self.file.as_deref()
     }

@@ -501,8 +501,9 @@ impl<T: blkdev::Operations> NewDisk<T> {
         let disk = self.disk.as_ptr();
         // SAFETY: We own the not yet added gendisk: nothing else looks at it.
         let d = unsafe { &mut *disk };
-        // SAFETY: The queue of an allocated disk is set and not yet in use.
-        let q = unsafe { &mut *d.queue };
+        // Not a `&mut`: the queue is already known to others (blk-mq's CPU hotplug callbacks
+        // take its usage counter), so only the field is written, through the pointer.
+        let q = d.queue;
         d.major = bindings::LOOP_MAJOR as c_int;
         d.first_minor = first_minor as c_int;
         d.minors = minors as c_int;
@@ -513,7 +514,9 @@ impl<T: blkdev::Operations> NewDisk<T> {
         // From here on `data` belongs to the disk.
         let data = data.into_foreign();
         d.private_data = data;
-        q.queuedata = data;
+        // SAFETY: The queue of an allocated disk is set; nothing reads `queuedata` before the
+        // disk is added (no request, no sysfs) or after a failed add (cleared below).
+        unsafe { (*q).queuedata = data };
         // Partition scanning is off by default; it is requested per device at setup, or for all
         // devices with `max_part` (see loop.c's comment in `loop_add`).
         // SAFETY: The disk is ours and valid; it becomes a `T` disk with `data` set above.

@@ -13,7 +13,9 @@
 //!   written only with the mutex held *and* the queue frozen ([`FrozenIo`]). A frozen queue has
 //!   no request in flight, so no reader of the lock-free view exists while `I` changes. The
 //!   queue is checked at run time on both sides (a request of another queue gets no view; a
-//!   disk of another queue cannot be frozen for this lock).
+//!   disk of another queue cannot be frozen for this lock). The backing file in `I` may be in
+//!   use by an asynchronous kiocb after the view's borrow ends: a lock dropped while `I` still
+//!   holds one leaks `I` rather than close a file that a request may be using.
 //! - [`Publish`]: what a [`DevLock`] keeps for readers that take neither the mutex nor a
 //!   request (sysfs), refreshed from `C` and `I` when a [`FrozenIo`] goes and when the mutex
 //!   is released ([`DevGuard`]'s `Drop`), so no change made under the mutex can be left out of
@@ -29,6 +31,7 @@
 use core::{
     cell::UnsafeCell,
     marker::{PhantomData, PhantomPinned},
+    mem::ManuallyDrop,
     ops::{Deref, DerefMut},
     pin::Pin,
 };
@@ -64,7 +67,13 @@ unsafe fn lock_killable_raw(raw: *mut bindings::mutex) -> Result {
 }
 
 /// What the I/O path reads from a device's I/O state: its backing file.
-pub(crate) trait IoState {
+///
+/// # Safety
+///
+/// [`IoState::file`] gives the same answer for as long as the value is neither mutated nor
+/// dropped: [`DevLock`]'s drop relies on it to tell whether the state still holds a file that
+/// an asynchronous kiocb may use.
+pub(crate) unsafe trait IoState {
     /// The backing file, if the device is bound.
     fn file(&self) -> Option<&BackingFile>;
 }
@@ -250,16 +259,24 @@ pub(crate) struct Held(());
 /// `I` that the I/O path reads without taking it, plus `P`, a copy of parts of both for readers
 /// that take neither (see the module documentation).
 ///
+/// What `io` holds may outlive a borrow of it: [`Rq::rw_direct`] hands the backing file to an
+/// asynchronous kiocb, which uses it until the request completes. So `io` is only ever dropped
+/// or changed with no request in flight: through [`FrozenIo`], or when the lock is dropped with
+/// no file in it. A lock dropped while its state still has a file (its queue may have requests
+/// in flight: the lock does not know) leaks the state instead, with a warning; the driver
+/// unbinds, under a freeze, before it frees a device.
+///
 /// # Invariants
 ///
 /// `io` is written only through [`FrozenIo`], which holds the mutex and a freeze of the queue
 /// identified by `queue`; it is read without the mutex only through [`DevLock::io_view`], while
-/// an in-flight request of that queue is borrowed.
-#[pin_data]
-pub(crate) struct DevLock<C, I, P> {
+/// an in-flight request of that queue is borrowed; it is dropped (on drop) only if it holds no
+/// file.
+#[pin_data(PinnedDrop)]
+pub(crate) struct DevLock<C, I: IoState, P> {
     #[pin]
     mutex: KMutex<C>,
-    io: UnsafeCell<I>,
+    io: UnsafeCell<ManuallyDrop<I>>,
     /// The address of the device's request queue, as an identity (never dereferenced).
     queue: usize,
     /// As of the last change under the mutex (see [`Publish`]).
@@ -269,11 +286,28 @@ pub(crate) struct DevLock<C, I, P> {
 // SAFETY: `io` is read from several tasks at once (the I/O path), hence `I: Sync`, and handed
 // between tasks under the rules above, hence `I: Send`; `C` moves with the mutex; `P` is only
 // ever shared.
-unsafe impl<C: Send, I: Send + Sync, P: Sync> Sync for DevLock<C, I, P> {}
+unsafe impl<C: Send, I: IoState + Send + Sync, P: Sync> Sync for DevLock<C, I, P> {}
 // SAFETY: As above.
-unsafe impl<C: Send, I: Send + Sync, P: Send> Send for DevLock<C, I, P> {}
+unsafe impl<C: Send, I: IoState + Send + Sync, P: Send> Send for DevLock<C, I, P> {}
 
-impl<C, I, P> DevLock<C, I, P> {
+#[pinned_drop]
+impl<C, I: IoState, P> PinnedDrop for DevLock<C, I, P> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `self` is being dropped: nothing else refers to it.
+        let io = unsafe { &mut *self.io.get() };
+        if io.file().is_some() {
+            pr_warn!(
+                "rust_loop: a device's lock was dropped while bound: its I/O state is leaked\n"
+            );
+            return;
+        }
+        // INVARIANT: No file in it (the answer cannot change meanwhile: `IoState`'s contract).
+        // SAFETY: Dropped once, here, and never used again.
+        unsafe { ManuallyDrop::drop(io) };
+    }
+}
+
+impl<C, I: IoState, P> DevLock<C, I, P> {
     /// The copy of the configuration for readers that take no lock: as of the last change
     /// under the mutex, so possibly stale (as loop.c's lock-free reads of its fields).
     pub(crate) fn published(&self) -> &P {
@@ -289,11 +323,11 @@ impl<C, I, P> DevLock<C, I, P> {
         // SAFETY: `rq` is an in-flight request of our queue (checked above) and stays so while
         // borrowed, so the queue cannot finish freezing meanwhile, and writers need it frozen
         // (type invariant).
-        Some(unsafe { &*self.io.get() })
+        Some(unsafe { &**self.io.get() })
     }
 }
 
-impl<C, I, P: Publish<C, I>> DevLock<C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> DevLock<C, I, P> {
     /// The lock of the device whose request queue is identified by `queue` (see
     /// [`DiskRef::queue_id`]). Any value is sound: both the lock-free readers and the writers
     /// are checked against the same queue. `published` starts as given: it should describe
@@ -308,7 +342,7 @@ impl<C, I, P: Publish<C, I>> DevLock<C, I, P> {
     ) -> impl PinInit<Self> {
         pin_init!(Self {
             mutex <- KMutex::new(config, name, key),
-            io: UnsafeCell::new(io),
+            io: UnsafeCell::new(ManuallyDrop::new(io)),
             queue,
             published,
         })
@@ -332,32 +366,32 @@ impl<C, I, P: Publish<C, I>> DevLock<C, I, P> {
 }
 
 /// The device mutex, held. Dropping it publishes the configuration, then releases the mutex.
-pub(crate) struct DevGuard<'a, C, I, P: Publish<C, I>> {
+pub(crate) struct DevGuard<'a, C, I: IoState, P: Publish<C, I>> {
     guard: KGuard<'a, C>,
     lock: &'a DevLock<C, I, P>,
 }
 
-impl<C, I, P: Publish<C, I>> Deref for DevGuard<'_, C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> Deref for DevGuard<'_, C, I, P> {
     type Target = C;
     fn deref(&self) -> &C {
         &self.guard
     }
 }
 
-impl<C, I, P: Publish<C, I>> DerefMut for DevGuard<'_, C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> DerefMut for DevGuard<'_, C, I, P> {
     fn deref_mut(&mut self) -> &mut C {
         &mut self.guard
     }
 }
 
-impl<C, I, P: Publish<C, I>> Drop for DevGuard<'_, C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> Drop for DevGuard<'_, C, I, P> {
     fn drop(&mut self) {
         // Before `guard` (a field, dropped after this) releases the mutex.
         self.publish();
     }
 }
 
-impl<'a, C, I, P: Publish<C, I>> DevGuard<'a, C, I, P> {
+impl<'a, C, I: IoState, P: Publish<C, I>> DevGuard<'a, C, I, P> {
     /// The I/O state, read under the mutex.
     pub(crate) fn io(&self) -> &I {
         // SAFETY: Writers hold the mutex, which we hold.
@@ -392,25 +426,25 @@ impl<'a, C, I, P: Publish<C, I>> DevGuard<'a, C, I, P> {
 /// The device mutex held and the device's queue frozen: the I/O state may change. Dropping it
 /// publishes the configuration (so readers see a change before anything that follows it, as
 /// the uevent of a new size), then unfreezes the queue.
-pub(crate) struct FrozenIo<'g, 'a, 'd, C, I, P: Publish<C, I>> {
+pub(crate) struct FrozenIo<'g, 'a, 'd, C, I: IoState, P: Publish<C, I>> {
     guard: &'g mut DevGuard<'a, C, I, P>,
     // Unfreezes on drop, after the writes are done.
     _frozen: Frozen<'d>,
 }
 
-impl<C, I, P: Publish<C, I>> Drop for FrozenIo<'_, '_, '_, C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> Drop for FrozenIo<'_, '_, '_, C, I, P> {
     fn drop(&mut self) {
         // Before `_frozen` (a field, dropped after this) unfreezes the queue.
         self.guard.publish();
     }
 }
 
-impl<C, I, P: Publish<C, I>> FrozenIo<'_, '_, '_, C, I, P> {
+impl<C, I: IoState, P: Publish<C, I>> FrozenIo<'_, '_, '_, C, I, P> {
     /// The configuration and the I/O state, both writable.
     pub(crate) fn parts(&mut self) -> (&mut C, &mut I) {
         // SAFETY: We hold the mutex and the device's queue is frozen: no reader of `io` exists
         // (type invariant of `DevLock`).
-        let io = unsafe { &mut *self.guard.lock.io.get() };
+        let io = unsafe { &mut **self.guard.lock.io.get() };
         (&mut self.guard.guard, io)
     }
 }

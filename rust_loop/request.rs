@@ -567,8 +567,11 @@ impl<T: Operations> Rq<T> {
         aio.write.store(write, Relaxed);
         aio.ret.store(0, Relaxed);
         aio.refs.store(2, Relaxed);
-        // The request now belongs to the command until its last reference is dropped: the file
-        // stays open (a frozen queue is needed to change it) and the data in place.
+        // The request now belongs to the command until its last reference is dropped: the data
+        // stays in place, and so does the file, although `lock`'s borrow ends with this call:
+        // the I/O state that holds it is changed or dropped only with no request of its queue
+        // in flight (a freeze waits for this one), and a lock dropped while it still holds a
+        // file leaks it (see `DevLock`).
         let _ = self.into_raw();
         // SAFETY: The kiocb is set up on an open file, `iter` covers the request's data.
         let ret = unsafe { call_rw(iocb, &mut iter, write) };
