@@ -223,7 +223,8 @@ pub(crate) struct IoConfig {
     read_only: bool,
 }
 
-// SAFETY: `file` reads a field.
+// SAFETY: `file` returns the field's file, which the field owns (`BoundFile` holds a reference
+// to it), and the same one until the field is written through `&mut` or dropped.
 unsafe impl IoState for IoConfig {
     fn file(&self) -> Option<&BackingFile> {
         self.file.as_deref()
@@ -1308,7 +1309,7 @@ struct Entry {
     /// is refused.
     disk: Option<Disk<LoopQueue>>,
     /// `/sys/kernel/debug/rust_loop/loopN/`, if debugfs is there.
-    _debug: Option<DebugFiles<Arc<LoopDevice>>>,
+    debug: Option<DebugFiles<Arc<LoopDevice>>>,
 }
 
 /// All devices, sorted by number (loop.c's `loop_index_idr` under `loop_ctl_mutex`).
@@ -1365,7 +1366,7 @@ fn loop_add(i: i32) -> Result<i32> {
         number,
         dev,
         disk: Some(disk),
-        _debug: debug,
+        debug,
     };
     reg.entries
         .insert_within_capacity(pos, entry)
@@ -1423,7 +1424,16 @@ fn loop_control_remove(i: i32) -> Result<i32> {
     }
     // Deleting the disk can wait for udev and sysfs readers: not under the registry lock.
     drop(disk);
-    // Cannot fail (initialised for good); the hidden entry is ours to remove.
+    // So can removing the debugfs files (their readers). Also while the number is taken, like
+    // the disk: a device added with it right after makes its own `loopN/` (`EEXIST` otherwise).
+    // Cannot fail (initialised for good); the hidden entry is ours.
+    let mut reg = LOOP_CTL.lock()?;
+    let debug = match reg.position(number) {
+        Ok(pos) => reg.entries[pos].debug.take(),
+        Err(_) => None,
+    };
+    drop(reg);
+    drop(debug);
     let mut reg = LOOP_CTL.lock()?;
     if let Ok(pos) = reg.position(number) {
         let entry = reg.entries.remove(pos).map_err(|_| EINVAL)?;

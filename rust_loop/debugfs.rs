@@ -22,6 +22,8 @@
     clippy::undocumented_unsafe_blocks,
     clippy::multiple_unsafe_ops_per_block
 )]
+// Without debugfs, nothing is made: the directories and file tables go unused.
+#![cfg_attr(not(CONFIG_DEBUG_FS), allow(dead_code))]
 
 use core::marker::PhantomData;
 use kernel::{
@@ -98,20 +100,18 @@ impl DebugDir {
             // SAFETY: `name` is a C string; `p` is null (the debugfs root) or a directory that
             // is not removed (type invariant of `Entry`).
             let dentry = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), p) };
-            match kernel::error::from_err_ptr(dentry) {
-                Ok(dentry) if !dentry.is_null() => Self(
-                    // INVARIANT: A directory just made in `parent`.
-                    Arc::new(
-                        Entry {
-                            dentry,
-                            _parent: parent,
-                        },
-                        GFP_KERNEL,
-                    )
-                    .ok(),
-                ),
-                _ => Self(None),
-            }
+            let dentry = match kernel::error::from_err_ptr(dentry) {
+                Ok(dentry) if !dentry.is_null() => dentry,
+                _ => return Self(None),
+            };
+            // INVARIANT: A directory just made in `parent`.
+            let entry = Entry {
+                dentry,
+                _parent: parent,
+            };
+            // Without room for the handle, `entry` is dropped here, which removes the directory
+            // (a root left behind would keep the next load from making its own).
+            Self(Arc::new(entry, GFP_KERNEL).ok())
         }
         #[cfg(not(CONFIG_DEBUG_FS))]
         {
@@ -161,6 +161,8 @@ impl<T: Send + Sync + 'static> DebugFiles<T> {
         #[cfg(CONFIG_DEBUG_FS)]
         {
             let data: *const T = &*self.data;
+            // A constant promoted to a static: the table outlives every file made with it.
+            let fops: &'static bindings::file_operations = &Fops::<T, V>::FOPS;
             // SAFETY: `name` is a C string; `dir.dentry` is a directory not removed (type
             // invariant of `Entry`, which we hold); `data` stays in place and alive until the
             // file is removed (`Drop`), which `open` and `show` need; the table is a constant
@@ -172,7 +174,7 @@ impl<T: Send + Sync + 'static> DebugFiles<T> {
                     dir.dentry,
                     data.cast_mut().cast(),
                     core::ptr::null(),
-                    &Fops::<T, V>::FOPS,
+                    fops,
                 )
             };
             let dentry = kernel::error::from_err_ptr(dentry)?;

@@ -70,9 +70,11 @@ unsafe fn lock_killable_raw(raw: *mut bindings::mutex) -> Result {
 ///
 /// # Safety
 ///
-/// [`IoState::file`] gives the same answer for as long as the value is neither mutated nor
-/// dropped: [`DevLock`]'s drop relies on it to tell whether the state still holds a file that
-/// an asynchronous kiocb may use.
+/// A file [`IoState::file`] returns is kept open by the value itself (a reference it owns,
+/// directly or through what it owns), until the value is dropped: leaking the value keeps the
+/// file open. `file` returns the same answer until the value is accessed through `&mut` or
+/// dropped. [`DevLock`]'s drop relies on both: it leaks a state that still has a file, which an
+/// asynchronous kiocb may be using.
 pub(crate) unsafe trait IoState {
     /// The backing file, if the device is bound.
     fn file(&self) -> Option<&BackingFile>;
