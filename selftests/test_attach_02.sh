@@ -14,7 +14,7 @@
 # memfd fails the device's writes with EIO.
 . "$(dirname "$0")/lib.sh"
 lt_need python3 mountpoint
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+lt_debugfs
 out=$LT_WORK/out
 mkdir "$LT_WORK/tmpfs"
 # lt_cleanup unmounts it.

@@ -19,9 +19,7 @@ state() {
 	[ -r "$f" ] || lt_fail "no $f"
 	sed -n "s/^$2: //p" "$f"
 }
-if [ "$LT_DRIVER" = rust ] && ! mountpoint -q /sys/kernel/debug; then
-	mount -t debugfs none /sys/kernel/debug
-fi
+[ "$LT_DRIVER" = rust ] && lt_debugfs
 
 dev=$(lt_attach "$img" -r)
 lt_eq "$(state "$dev" backing_gfp_io_fs)" "$( [ "$LT_DRIVER" = rust ] && echo 0)" \

@@ -33,7 +33,7 @@ lt_load
 # with EIO, then closing cleanly. The files once had no module owner: rmmod went ahead and
 # the close ran in the freed module (an oops).
 if [ "$LT_DRIVER" = rust ]; then
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	lt_debugfs
 	stats=/sys/kernel/debug/rust_loop/loop0/stats
 	exec 3<"$stats"
 	lt_unload 2>/dev/null && lt_fail "unloaded with $stats open"
