@@ -6,7 +6,9 @@
 # read held there through the loop device, LOOP_SET_DIRECT_IO holding the device mutex while the
 # queue freeze waits for that read, and LOOP_GET_STATUS64 waiting for the mutex. The waiter is
 # killed: it must be gone while the read is still held (with an uninterruptible lock it would
-# stay until the test lets the read complete).
+# stay until the test lets the read complete). The held tasks sleep uninterruptibly meanwhile: the
+# steps up to the resume must take less than the hung-task report's 120 s (a few seconds here,
+# under 60 s on the debug kernel).
 # Meanwhile the sysfs loop/ attributes are read: loop.c reads them without the mutex, so the
 # read must end while the holder still holds it (losetup -l and udev read them), with the values
 # they had before. And LOOP_CTL_REMOVE of the device, waiting for the mutex, holds no global lock
@@ -33,6 +35,8 @@ loop_attrs() {
 	done
 }
 attrs_before=$(loop_attrs)
+# The read reaches the backing device only as direct I/O (a buffered one could hit the cache).
+grep -qx "dio 1" <<<"$attrs_before" || lt_fail "loop$n is not in direct I/O mode: $attrs_before"
 
 # state PID: the task's state letter (R, S, D, ...), or nothing once it is gone.
 # shellcheck disable=SC2317 # called through lt_wait
@@ -89,31 +93,44 @@ wait_until "the second LOOP_CTL_REMOVE process starting" ready "$LT_WORK/remove2
 wait_until "the LOOP_CTL_GET_FREE process starting" ready "$LT_WORK/getfree"
 
 # From now on the backing device holds every I/O (device-mapper queues it while suspended) until
-# the test resumes it, once it has seen what happens meanwhile; nothing waits for udev until then.
+# the test resumes it, once it has seen what happens meanwhile; nothing waits for udev until then
+# (and nothing opens the loop device: an open waiting for the device mutex would hold the disk's
+# open_mutex, which the killed waiter's close needs).
 dmsetup --noudevsync suspend rl-hold
-dd if="$dev" of=/dev/null bs=4k count=1 skip=$((sectors / 16)) iflag=direct status=none &
+dd if="$dev" of=/dev/null bs=4k count=1 skip=4096 iflag=direct status=none &
 reader=$!
+# in_flight: the read is on the device (its count there is what the holder's queue freeze
+# waits for).
 # shellcheck disable=SC2317 # called through wait_until
 in_flight() { [ "$(awk '{ print $1 + $2 }' "/sys/block/loop$n/inflight")" -gt 0 ]; }
-wait_until "the read getting in flight" in_flight
+# still_held WHAT: the read is still in flight, so the holder still holds the mutex (WHAT
+# happened meanwhile); it fails at once if the read ended (the backing device held it: the
+# driver ended it itself, with an error, say).
+still_held() { in_flight || lt_fail "the held read ended before the backing device was resumed ($1)"; }
+# read_started: the read is in flight; fails at once if dd is already gone.
+# shellcheck disable=SC2317 # called through wait_until
+read_started() {
+	in_flight && return 0
+	kill -0 "$reader" 2>/dev/null || lt_fail "the read ended before it was seen in flight"
+	return 1
+}
+wait_until "the read getting in flight" read_started
 # The holder takes the mutex and freezes the queue, which waits for the held read.
 echo go >"$LT_WORK/go-holder"
+# shellcheck disable=SC2317 # called through wait_until
+holder_blocked() { still_held "LOOP_SET_DIRECT_IO started" && blocked "$@"; }
 wait_until "LOOP_SET_DIRECT_IO blocking (in the queue freeze, under the mutex)" \
-	blocked "$holder" "$LT_WORK/setdio"
+	holder_blocked "$holder" "$LT_WORK/setdio"
 # The waiter needs only the mutex: blocked means waiting for it.
 echo go >"$LT_WORK/go-waiter"
 wait_until "LOOP_GET_STATUS64 blocking (on the device mutex)" blocked "$waiter" "$LT_WORK/status"
-# (The read's own count on the device, which is what the holder's queue freeze waits for.)
-in_flight || lt_fail "the held read ended while the backing device was suspended"
+still_held "LOOP_GET_STATUS64 blocked"
 # gone PID: the process has exited (or is a zombie). Called through lt_wait.
 # shellcheck disable=SC2317
 gone() {
 	gone_state=$(state "$1")
 	[ -z "$gone_state" ] || [ "$gone_state" = Z ]
 }
-# still_held WHAT: the read is still in flight, so the holder still holds the mutex (WHAT
-# happened meanwhile).
-still_held() { in_flight || lt_fail "the held read ended before the backing device was resumed ($1)"; }
 # The sysfs attributes, read while the holder holds the mutex: they do not wait for it (if they
 # did, they would wait until the test resumes the backing device).
 loop_attrs >"$LT_WORK/attrs" &
@@ -128,7 +145,7 @@ lt_eq "$(cat "$LT_WORK/attrs")" "$attrs_before" "sysfs loop/ while LOOP_SET_DIRE
 # lets the read complete.
 kill -KILL "$waiter"
 lt_wait 30 gone "$waiter" ||
-	lt_fail "the killed waiter is still there (state $gone_state) after 30 s, while LOOP_SET_DIRECT_IO holds the mutex: $(cat "$LT_WORK/setdio")"
+	lt_fail "the killed waiter is still there (state $gone_state) after 30 s, while LOOP_SET_DIRECT_IO holds the mutex"
 wait "$waiter" 2>/dev/null || true
 still_held "the killed waiter went"
 
@@ -140,7 +157,7 @@ wait_until "LOOP_CTL_REMOVE blocking (on the device mutex)" blocked "$remover" "
 # which the first removal waits (if it waited for that removal, it would not answer before the
 # test resumes the backing device).
 answered_meanwhile() {
-	wait_until "$1 answering" answered "$2"
+	wait_until "$1 answering (it waits behind the first removal: a global lock held?)" answered "$2"
 	still_held "$1 answered"
 }
 echo go >"$LT_WORK/go-remover2"
