@@ -107,6 +107,7 @@ for rw in randread randwrite; do
 	out=$(fio --name=busy --filename="$dev" --direct=1 --rw=$rw --bs=4k --ioengine=libaio \
 		--iodepth=16 --offset=1m --size=1m --io_size=4m 2>&1) || lt_fail "fio $rw at QD16 on $dev failed: $out"
 	w1=$(lt_engine_stat "$dev" to_shared)
+	lt_log "$rw at QD16: $((w1 - w0)) of 1024 requests sent to the shared worker ($queues queues)"
 	if [ "$queues" -gt 1 ]; then
 		[ $((w1 - w0)) -ge 512 ] ||
 			lt_fail "1024 requests ($rw) at QD16: $((w1 - w0)) sent to the shared worker"
