@@ -250,9 +250,6 @@ PY
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
-# lt_debugfs: mounts debugfs on /sys/kernel/debug unless it is there.
-lt_debugfs() { mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; }
-
 # lt_engine_stat DEV NAME: one counter of rust_loop's engine (debugfs rust_loop/loopN/stats).
 lt_engine_stat() {
 	lt_debugfs

@@ -190,7 +190,7 @@ describe_module() {
 # kunit_results: rust_loop's KUnit suites ran when the module was loaded; their results are in
 # debugfs. Each case counts in the closing line.
 kunit_results() {
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	lt_debugfs
 	local d suite ok nok found=0
 	for d in /sys/kernel/debug/kunit/rust_loop_*; do
 		[ -r "$d/results" ] || continue

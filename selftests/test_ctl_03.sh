@@ -46,7 +46,7 @@ lt_unload || lt_fail "unload failed"
 # Loads that must fail, each raced by LOOP_CTL_ADDs on /dev/loop-control. The kernel's module
 # autoloading is off meanwhile: opening a static /dev/loop-control node with no driver loaded
 # would load loop.ko (the char-major-10-237 alias).
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+lt_debugfs
 old_modprobe=$(cat /proc/sys/kernel/modprobe)
 lt_on_exit "echo $old_modprobe >/proc/sys/kernel/modprobe"
 echo /bin/true >/proc/sys/kernel/modprobe
