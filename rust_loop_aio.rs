@@ -298,6 +298,20 @@ impl Engine {
     /// libaio x2 at QD32 from RAM 1.41 / 1.36 / 1.18 vs 0.92 / 1.10 / 1.22; random reads at
     /// QD32 on virtio 1.01 / 0.83 vs 0.98 / 0.90 (second and third boot): the gain of the first
     /// two boots did not hold in the third.
+    ///
+    /// Measured and not adopted: the queue workers at `SCHED_FIFO` priority 1
+    /// (`sched_set_fifo_low`). Under this kernel's lazy preemption a fair-class wake-up (even at
+    /// -20) waits for a tick or the return to user space; a real-time one preempts the submitter
+    /// at once, inside the submission, so a synchronous reader whose request its worker ends at
+    /// once never sleeps (one psync reader from RAM: 3 voluntary and 5,777 involuntary switches
+    /// in 1.5 s). One boot on 2 CPUs (TCG, 4 interleaved repetitions, medians as a ratio to
+    /// loop.ko's IOPS), nice 0 as here / FIFO with this routing / FIFO with every read and write
+    /// on the queue workers: psync x4 random reads from RAM 1.40 / 1.03 / 1.23, libaio x2 at QD32
+    /// from RAM 1.35 / 0.84 / 0.67, one psync reader from RAM 1.57 / 1.39 / 1.61; on virtio,
+    /// random reads at QD32 1.04 / 1.08 / 0.46, the sequential writer at QD16 0.72 / 0.73 / 0.37,
+    /// one psync reader 0.74 / 0.83 / 0.81. A reader that no longer sleeps is not faster: the
+    /// two switches to and from the worker stay, and cost about as much as the sleep they
+    /// replace (README: Performance).
     fn new_worker(
         name: core::fmt::Arguments<'_>,
         cpus: Option<CpuMask<'_>>,
