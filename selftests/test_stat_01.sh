@@ -5,26 +5,37 @@
 # reads the sectors written and io_ticks of its loop device (its fsync, syncfs and
 # sync_file_range tests check the bytes, and give up when io_ticks is 0); iostat and sar read
 # /proc/diskstats. With the device's direct I/O off and on, one descriptor of the device (open
-# all along, so udev's watch reads nothing in between) does direct writes and reads of known
-# sizes, a discard and an fsync, while udev executes no event (so that no probe reads the
-# device). Each step must move the sectors of its kind by exactly its size
-# and the completed count of its kind (a flush for the fsync); io_ticks must advance; nothing
-# may stay in flight; /proc/diskstats must say what stat says. The counts of requests and merges
-# of each step must be loop.ko's.
+# all along) does direct writes and reads of known sizes, a discard, an fsync, a write with
+# RWF_DSYNC (a FUA write, which a loop device without FUA support completes with a flush) and a
+# BLKZEROOUT (a write-zeroes request), while udev executes no event (so that no probe reads the
+# device). Each step must move the sectors of its kind by exactly its size and the completed
+# count of its kind; the fsync and the RWF_DSYNC write must each count a flush; io_ticks must be
+# above 0 (LTP's condition); nothing may stay in flight; /proc/diskstats must say what stat
+# says. The counts of requests and merges of each step must be loop.ko's (they follow from the
+# queue limits: 1 MiB of 4 KiB pages is 256 segments, two requests of 128).
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
 lt_sparse "$img" 64M
 rec=$LT_WORK/record
 
-# The steps, on one descriptor; after each, the device's stat line as it is then, prefixed with
-# the step's name. BLKDISCARD is _IO(0x12, 119).
+# The steps, on one descriptor; after each, the device's stat line, prefixed with the step's
+# name, once nothing is in flight: a request's sectors are counted before its bio ends, which
+# wakes the submitter, and its count after, just before it leaves the in-flight count. Then
+# inflight and the device's /proc/diskstats fields, before the descriptor is closed. BLKDISCARD
+# is _IO(0x12, 119), BLKZEROOUT _IO(0x12, 127).
 steps='
-import fcntl, mmap, os, struct, sys
-dev, statf = sys.argv[1], sys.argv[2]
+import fcntl, mmap, os, struct, sys, time
+dev, name = sys.argv[1], sys.argv[2]
 def stat(step):
-    with open(statf) as f:
-        print(step, f.read().strip())
+    end = time.monotonic() + 30
+    while True:
+        with open("/sys/block/%s/stat" % name) as f:
+            v = f.read().split()
+        if v[8] == "0" or time.monotonic() > end:
+            print(step, *v)
+            return
+        time.sleep(0.001)
 fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
 buf = mmap.mmap(-1, 1 << 20)
 buf.write(os.urandom(1 << 20))
@@ -39,6 +50,14 @@ fcntl.ioctl(fd, 0x1277, struct.pack("QQ", 16 << 20, 1 << 20))
 stat("discard")
 os.fsync(fd)
 stat("fsync")
+assert os.pwritev(fd, [buf], 20 << 20, os.RWF_DSYNC) == 1 << 20
+stat("dsync")
+fcntl.ioctl(fd, 0x127f, struct.pack("QQ", 24 << 20, 1 << 20))
+stat("zeroout")
+with open("/sys/block/%s/inflight" % name) as f:
+    print("inflight", *f.read().split())
+with open("/proc/diskstats") as f:
+    print("diskstats", *[l.split()[3:] for l in f if l.split()[2] == name][0])
 os.close(fd)
 '
 
@@ -51,45 +70,48 @@ delta() {
 lt_on_exit --first "udevadm control --start-exec-queue"
 for dio in off on; do
 	# udev's probes of a device read it (for a new device, and after a close of a descriptor
-	# open for writing, which losetup's is): none may run before the last snapshot. The
+	# open for writing, which losetup's is): none may run before the steps' last reading. The
 	# events wait in udev's queue until then.
 	udevadm settle
 	udevadm control --stop-exec-queue
 	dev=$(lt_attach "$img" --direct-io="$dio")
 	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "dio"
 	name=${dev#/dev/}
-	python3 -c "$steps" "$dev" "/sys/block/$name/stat" >"$LT_WORK/stats" ||
-		lt_fail "dio=$dio: the steps failed"
+	python3 -c "$steps" "$dev" "$name" >"$LT_WORK/stats" || lt_fail "dio=$dio: the steps failed"
 	udevadm control --start-exec-queue
+	sed 's/^/# /' "$LT_WORK/stats"
 	# Fields of stat (Documentation/block/stat.rst): 1 reads, 2 read merges, 3 sectors read,
 	# 5 writes, 6 write merges, 7 sectors written, 9 in flight, 10 io_ticks, 12 discards,
 	# 13 discard merges, 14 sectors discarded, 16 flushes.
 	awk -v dio="$dio" '
-		{ for (i = 2; i <= NF; i++) v[NR, i - 1] = $(i) }
-		NR > 1 {
+		$1 == "inflight" || $1 == "diskstats" { next }
+		{ n++; for (i = 2; i <= NF; i++) v[n, i - 1] = $(i) }
+		n > 1 {
 			printf "dio=%s %s: reads +%d merges +%d sectors +%d, writes +%d merges +%d sectors +%d, discards +%d merges +%d sectors +%d, flushes +%d\n",
-				dio, $1, v[NR, 1] - v[NR - 1, 1], v[NR, 2] - v[NR - 1, 2], v[NR, 3] - v[NR - 1, 3],
-				v[NR, 5] - v[NR - 1, 5], v[NR, 6] - v[NR - 1, 6], v[NR, 7] - v[NR - 1, 7],
-				v[NR, 12] - v[NR - 1, 12], v[NR, 13] - v[NR - 1, 13], v[NR, 14] - v[NR - 1, 14],
-				v[NR, 16] - v[NR - 1, 16]
+				dio, $1, v[n, 1] - v[n - 1, 1], v[n, 2] - v[n - 1, 2], v[n, 3] - v[n - 1, 3],
+				v[n, 5] - v[n - 1, 5], v[n, 6] - v[n - 1, 6], v[n, 7] - v[n - 1, 7],
+				v[n, 12] - v[n - 1, 12], v[n, 13] - v[n - 1, 13], v[n, 14] - v[n - 1, 14],
+				v[n, 16] - v[n - 1, 16]
 		}' "$LT_WORK/stats" >>"$rec"
-	sed 's/^/# /' "$LT_WORK/stats"
 	lt_eq "$(delta write 7)" 16384 "dio=$dio: sectors written by 8 MiB of writes"
 	lt_eq "$(delta write 3)" 0 "dio=$dio: sectors read by the writes"
 	lt_eq "$(delta read 3)" 8192 "dio=$dio: sectors read by 4 MiB of reads"
 	lt_eq "$(delta read 7)" 0 "dio=$dio: sectors written by the reads"
 	lt_eq "$(delta discard 14)" 2048 "dio=$dio: sectors discarded by a 1 MiB discard"
+	lt_eq "$(delta dsync 7)" 2048 "dio=$dio: sectors written by a 1 MiB RWF_DSYNC write"
+	lt_eq "$(delta zeroout 7)" 2048 "dio=$dio: sectors written by a 1 MiB BLKZEROOUT"
 	[ "$(delta write 5)" -ge 1 ] || lt_fail "dio=$dio: no write counted"
 	[ "$(delta read 1)" -ge 1 ] || lt_fail "dio=$dio: no read counted"
 	[ "$(delta discard 12)" -ge 1 ] || lt_fail "dio=$dio: no discard counted"
 	[ "$(delta fsync 16)" -ge 1 ] || lt_fail "dio=$dio: no flush counted for the fsync"
-	ticks=$(awk '$1 == "start" { a = $11 } $1 == "fsync" { print $11 - a }' "$LT_WORK/stats")
-	[ "$ticks" -gt 0 ] || lt_fail "dio=$dio: io_ticks did not advance over 12 MiB of I/O"
-	lt_eq "$(awk '$1 == "fsync" { print $10 }' "$LT_WORK/stats")" 0 "dio=$dio: requests in flight at the end"
-	lt_eq "$(lt_sysfs "$dev" inflight | tr -s ' ' | sed 's/^ //')" "0 0" "dio=$dio: inflight"
-	# /proc/diskstats: major, minor, name, then the fields of stat.
-	lt_eq "$(awk -v n="$name" '$3 == n { $1 = $2 = $3 = ""; print }' /proc/diskstats | xargs)" \
-		"$(xargs <"/sys/block/$name/stat")" "dio=$dio: /proc/diskstats against stat"
+	[ "$(delta dsync 16)" -ge 1 ] || lt_fail "dio=$dio: no flush counted for the RWF_DSYNC write"
+	[ "$(delta zeroout 5)" -ge 1 ] || lt_fail "dio=$dio: no write counted for the BLKZEROOUT"
+	last=$(awk '$1 == "zeroout" { $1 = ""; print }' "$LT_WORK/stats" | xargs)
+	lt_eq "$(cut -d' ' -f9 <<<"$last")" 0 "dio=$dio: requests in flight after the steps"
+	[ "$(cut -d' ' -f10 <<<"$last")" -gt 0 ] || lt_fail "dio=$dio: io_ticks is 0"
+	lt_eq "$(awk '$1 == "inflight" { print $2, $3 }' "$LT_WORK/stats")" "0 0" "dio=$dio: inflight"
+	lt_eq "$(awk '$1 == "diskstats" { $1 = ""; print }' "$LT_WORK/stats" | xargs)" "$last" \
+		"dio=$dio: /proc/diskstats against stat"
 	lt_detach "$dev"
 done
 sed 's/^/# /' "$rec"
