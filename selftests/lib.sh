@@ -250,6 +250,24 @@ PY
 
 lt_sysfs() { cat "/sys/block/$(basename "$1")/$2"; }
 
+# lt_dio_is DEV on|off WHAT: the device's loop/dio says direct I/O is on (1) or off (0).
+lt_dio_is() { lt_eq "$(lt_sysfs "$1" loop/dio)" "$([ "$2" = on ] && echo 1 || echo 0)" "$3"; }
+
+# lt_udev_hold: udev executes no event until lt_udev_release or the test's end (its events wait
+# in its queue): its probes read a device (a new one, and one after the close of a descriptor
+# open for writing), I/O that a test counting the device's I/O must not see. The events before
+# are done first.
+lt_udev_hold() {
+	if [ -z "${LT_UDEV_HELD:-}" ]; then
+		# Before lt_cleanup, whose `udevadm settle` would wait for a stopped queue.
+		lt_on_exit --first 'udevadm control --start-exec-queue'
+		LT_UDEV_HELD=1
+	fi
+	udevadm settle
+	udevadm control --stop-exec-queue
+}
+lt_udev_release() { udevadm control --start-exec-queue; }
+
 # lt_engine_stat DEV NAME: one counter of rust_loop's engine (debugfs rust_loop/loopN/stats).
 lt_engine_stat() {
 	lt_debugfs

@@ -76,9 +76,7 @@ a1=$(lt_engine_stat "$dev" aio_nowait)
 # anyway); a lone direct I/O write stays on its queue. With one queue, its worker does all.
 # udev must not read the device meanwhile (its watch rule does after a writer's close): its
 # reads would make the device busy, which sends requests to the shared worker too.
-lt_on_exit --first 'udevadm control --start-exec-queue'
-udevadm settle
-udevadm control --stop-exec-queue
+lt_udev_hold
 last=$(($(nproc) - 1))
 losetup --direct-io=off "$dev"
 w0=$(lt_engine_stat "$dev" to_shared)
@@ -125,7 +123,7 @@ dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct conv=fsync,notrunc status=n
 p1=$(lt_engine_stat "$dev" blocking_path)
 [ "$p1" -gt "$p0" ] || lt_fail "a flush did not go to the blocking path ($p0 -> $p1)"
 # (udev's reads, which could have passed that check in a flush's place, only start now.)
-udevadm control --start-exec-queue
+lt_udev_release
 # The write's close makes udev read the device (its watch rule), maybe after settle returns:
 # wait (bounded) for the reads to end; a count that never returns to 0 fails.
 udevadm settle

@@ -63,7 +63,7 @@ disk_err=$(read_bad "$dm") || lt_fail "scsi_debug's medium error did not fail a 
 lt_eq "$disk_err" "No data available" "the disk's own medium error (ENODATA)"
 for dio in on off; do
 	dev=$(lt_attach "$dm" --direct-io="$dio")
-	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio"
+	lt_dio_is "$dev" "$dio" "loop/dio"
 	err=$(read_bad "$dev") || lt_fail "a read of the bad sector through the loop device succeeded (dio=$dio)"
 	if [ "$dio" = on ]; then
 		lt_eq "$err" "$disk_err" "a medium error through the loop device, direct I/O"

@@ -20,8 +20,7 @@ lt_need fio mkfs.f2fs mkfs.xfs mkfs.ext4 fsck.ext4
 # writer's close): its reads would count too.
 engine_writes() {
 	local dev=$1 e0 n0 h0
-	udevadm settle
-	udevadm control --stop-exec-queue
+	lt_udev_hold
 	e0=$(lt_engine_stat "$dev" eagain_fallbacks)
 	n0=$(lt_engine_stat "$dev" buffered_nowait)
 	h0=$(lt_engine_stat "$dev" buffered_blocking)
@@ -38,7 +37,7 @@ engine_writes() {
 			lt_fail "none of 256 writes on XFS done by the non-blocking attempt"
 		;;
 	esac
-	udevadm control --start-exec-queue
+	lt_udev_release
 }
 
 # run_fs IMG WHAT DIO: the checks above on the image IMG, with direct I/O DIO (on or off).
@@ -46,7 +45,7 @@ run_fs() {
 	local img=$1 dio=$3 dev what="$2, direct I/O $3"
 	lt_file "$img" 16M
 	dev=$(lt_attach "$img" --direct-io="$dio")
-	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio over $what"
+	lt_dio_is "$dev" "$dio" "loop/dio over $what"
 	lt_fio_verify "$dev" 4k psync 2 1 4M
 	lt_fio_verify "$dev" 4k libaio 2 16 4M
 	[ "$LT_DRIVER" = rust ] && [ "$dio" = off ] && engine_writes "$dev" "$2"
@@ -59,7 +58,6 @@ run_fs() {
 	lt_log "$what: verified"
 }
 
-lt_on_exit --first 'udevadm control --start-exec-queue'
 # mkfs.xfs wants at least 300 MiB.
 sd=$(lt_scsi_debug dev_size_mb=320)
 mkdir -p "$LT_WORK/fs"

@@ -45,7 +45,7 @@ write_at() {
 	rm -f "$file"
 	lt_sparse "$file" "$size"
 	dev=$(lt_attach "$file" --direct-io="$dio" -o "$off")
-	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "loop/dio"
+	lt_dio_is "$dev" "$dio" "loop/dio"
 	lt_eq "$(blockdev --getsize64 "$dev")" $(((size - off) / 512 * 512)) "size at offset $off"
 	dd if=/dev/urandom of="$LT_WORK/mib" bs=1M count=1 status=none
 	dd if="$LT_WORK/mib" of="$dev" bs=1M seek="$pos" oflag=seek_bytes,direct conv=notrunc \
