@@ -62,37 +62,28 @@ os.close(fd)
 '
 
 # delta STEP FIELD: how far stat's FIELD moved in STEP.
-delta() {
-	awk -v s="$1" -v f="$2" '{ x = $(f + 1) } $1 == s { print x - prev; exit } { prev = x }' \
-		"$LT_WORK/stats"
-}
+delta() { awk -v s="$1" -v f="$2" '$1 == s { print $(f + 1) }' "$LT_WORK/deltas"; }
 
-lt_on_exit --first "udevadm control --start-exec-queue"
 for dio in off on; do
-	# udev's probes of a device read it (for a new device, and after a close of a descriptor
-	# open for writing, which losetup's is): none may run before the steps' last reading. The
-	# events wait in udev's queue until then.
-	udevadm settle
-	udevadm control --stop-exec-queue
+	# No udev probe may read the device (new, and written by losetup's descriptor) before the
+	# steps' last reading.
+	lt_udev_hold
 	dev=$(lt_attach "$img" --direct-io="$dio")
-	lt_eq "$(lt_sysfs "$dev" loop/dio)" "$([ "$dio" = on ] && echo 1 || echo 0)" "dio"
+	lt_dio_is "$dev" "$dio" "dio"
 	name=${dev#/dev/}
 	python3 -c "$steps" "$dev" "$name" >"$LT_WORK/stats" || lt_fail "dio=$dio: the steps failed"
-	udevadm control --start-exec-queue
+	lt_udev_release
 	sed 's/^/# /' "$LT_WORK/stats"
+	# Each step's line: its name, then how far each field of stat moved in it.
+	awk '$1 == "inflight" || $1 == "diskstats" { next }
+		n++ { printf "%s", $1; for (i = 2; i <= NF; i++) printf " %d", $i - prev[i]; print "" }
+		{ for (i = 2; i <= NF; i++) prev[i] = $i }' "$LT_WORK/stats" >"$LT_WORK/deltas"
 	# Fields of stat (Documentation/block/stat.rst): 1 reads, 2 read merges, 3 sectors read,
 	# 5 writes, 6 write merges, 7 sectors written, 9 in flight, 10 io_ticks, 12 discards,
 	# 13 discard merges, 14 sectors discarded, 16 flushes.
-	awk -v dio="$dio" '
-		$1 == "inflight" || $1 == "diskstats" { next }
-		{ n++; for (i = 2; i <= NF; i++) v[n, i - 1] = $(i) }
-		n > 1 {
-			printf "dio=%s %s: reads +%d merges +%d sectors +%d, writes +%d merges +%d sectors +%d, discards +%d merges +%d sectors +%d, flushes +%d\n",
-				dio, $1, v[n, 1] - v[n - 1, 1], v[n, 2] - v[n - 1, 2], v[n, 3] - v[n - 1, 3],
-				v[n, 5] - v[n - 1, 5], v[n, 6] - v[n - 1, 6], v[n, 7] - v[n - 1, 7],
-				v[n, 12] - v[n - 1, 12], v[n, 13] - v[n - 1, 13], v[n, 14] - v[n - 1, 14],
-				v[n, 16] - v[n - 1, 16]
-		}' "$LT_WORK/stats" >>"$rec"
+	awk -v dio="$dio" '{
+		printf "dio=%s %s: reads +%d merges +%d sectors +%d, writes +%d merges +%d sectors +%d, discards +%d merges +%d sectors +%d, flushes +%d\n",
+			dio, $1, $2, $3, $4, $6, $7, $8, $13, $14, $15, $17 }' "$LT_WORK/deltas" >>"$rec"
 	lt_eq "$(delta write 7)" 16384 "dio=$dio: sectors written by 8 MiB of writes"
 	lt_eq "$(delta write 3)" 0 "dio=$dio: sectors read by the writes"
 	lt_eq "$(delta read 3)" 8192 "dio=$dio: sectors read by 4 MiB of reads"
