@@ -29,9 +29,12 @@ lt_on_exit "kill $mon 2>/dev/null || true"
 listening() { grep -q "^KERNEL - " "$log" 2>/dev/null; }
 lt_wait 60 listening || lt_fail "udevadm monitor did not start listening within 60 s"
 lt_udev_hold
-# A step's uevents are sent, and its kernel log lines written, before its call returns. Where
-# the next step begins is marked by a synthesized event on loop-control in the monitor's stream,
-# and by a line written to /dev/kmsg in the kernel log.
+# A step's uevents are sent, and its kernel log lines written, before its loopctl run ends (the
+# ioctl sends them, or the release at its last close, which runs before its exit is reported).
+# Where the next step begins is marked by a synthesized event on loop-control in the monitor's
+# stream, and by a line written to /dev/kmsg in the kernel log. (An event a driver sent later,
+# from a work item, would most often still come before the next marker: the record checks the
+# order of events within a step and across steps, not that each is sent by the call itself.)
 ctl=/sys/devices/virtual/misc/loop-control/uevent
 tag="uevent_02.$$.$RANDOM"
 # The marker's value is the step's number (a synthesized event's values are alphanumeric).
@@ -126,16 +129,15 @@ awk -v n="$n" '
 		print line
 	}' "$steps" RS= "$log" >"$events"
 klog=$LT_WORK/record.klog
-# `dmesg | sed` under pipefail: sed reads it all, so dmesg never gets SIGPIPE.
-dmesg | sed -n "/$tag step begin/,\$p" | awk -v tag="$tag" -v n="$n" '
-	index($0, tag " step ") { sub(".*" tag " step ", ""); print "== " $0; next }
-	index($0, n) { sub(/^\[[ 0-9.]*\] /, ""); gsub(n, "loopN"); print }' >"$klog"
+# `dmesg | awk` under pipefail: awk reads it all, so dmesg never gets SIGPIPE.
+dmesg | awk -v mark="$tag step " -v n="$n" '
+	i = index($0, mark) { on = 1; print "== " substr($0, i + length(mark)); next }
+	on && index($0, n) { sub(/^\[[ 0-9.]*\] /, ""); gsub(n, "loopN"); print }' >"$klog"
 record=$LT_WORK/record
 # Each step: its uevents, then its log lines.
-awk '
-	FNR == 1 { f++ }
+awk -v events="$events" '
 	/^== / { s = substr($0, 4); if (!(s in seen)) { seen[s] = 1; order[++ns] = s }; next }
-	{ body[s] = body[s] (f == 1 ? "uevent " : "klog ") $0 "\n" }
+	{ body[s] = body[s] (FILENAME == events ? "uevent " : "klog ") $0 "\n" }
 	END { for (i = 1; i <= ns; i++) printf "step %s\n%s", order[i], body[order[i]] }' \
 	"$events" "$klog" >"$record"
 sed 's/^/# /' "$record"
