@@ -268,10 +268,27 @@ lt_udev_hold() {
 }
 lt_udev_release() { udevadm control --start-exec-queue; }
 
-# lt_engine_stat DEV NAME: one counter of rust_loop's engine (debugfs rust_loop/loopN/stats).
-lt_engine_stat() {
+# lt_key FILE KEY: the value of KEY in a file of "key value" lines (/proc/vmstat, a cgroup's
+# memory.stat and memory.events, rust_loop's engine counters).
+lt_key() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+# lt_engine_stats DEV: rust_loop's engine counters of DEV (debugfs rust_loop/loopN/stats), one
+# "key value" per line; lt_engine_stat DEV NAME: one of them.
+lt_engine_stats() {
 	lt_debugfs
-	awk -v k="$2" '$1 == k { print $2 }' "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"
+	cat "/sys/kernel/debug/rust_loop/${1#/dev/}/stats"
+}
+lt_engine_stat() { lt_key <(lt_engine_stats "$1") "$2"; }
+
+# lt_uevent_monitor LOG [OPTION...]: `udevadm monitor --kernel --property [OPTION...]` into LOG
+# in the background (its PID in LT_UEVENT_MONITOR, stopped at exit), once it listens.
+lt_uevent_monitor() {
+	local log=$1
+	shift
+	udevadm monitor --kernel --property "$@" >"$log" &
+	LT_UEVENT_MONITOR=$!
+	lt_on_exit "kill $LT_UEVENT_MONITOR 2>/dev/null || true"
+	lt_wait 60 grep -qs "^KERNEL - " "$log" || lt_fail "udevadm monitor did not start listening within 60 s"
 }
 
 # lt_worker_pid N Q: the PID of rust_loop's worker rust_loopN-Q (Q a hardware queue, or s for

@@ -45,7 +45,7 @@ io_bytes() {
 		for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' \
 		"$1/io.stat" | grep . || echo 0
 }
-file_bytes() { awk '$1 == "file" { print $2 }' "$1/memory.stat"; }
+file_bytes() { lt_key "$1/memory.stat" file; }
 cold() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches

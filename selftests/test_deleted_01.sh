@@ -9,7 +9,7 @@
 # file). A file reference the driver leaks keeps the space. The device is created while udev
 # executes no event, so udev never watches it and no probe of udev's holds it open.
 . "$(dirname "$0")/lib.sh"
-lt_need losetup
+lt_need losetup jq
 
 # The same path for both drivers' runs: LO_NAME_SIZE cuts the name at the same byte.
 mnt=/tmp/lt-deleted_01
@@ -32,7 +32,7 @@ show() {
 		echo "== $2"
 		echo "backing_file: $(lt_sysfs "$1" loop/backing_file)"
 		echo "losetup: $(losetup --list --noheadings --output NAME,BACK-FILE,RO,AUTOCLEAR "$1")"
-		echo "lo_file_name: $(lt_ioctl get-status64 "$1" --dev-ro | sed -n 's/.*"lo_file_name": "\([^"]*\)".*/\1/p')"
+		echo "lo_file_name: $(lt_ioctl get-status64 "$1" --dev-ro | sed -n 2p | jq -r .lo_file_name)"
 	} | sed "s|$mnt|MNT|g; s|$1|LOOP|g" >>"$record"
 }
 

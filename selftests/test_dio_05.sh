@@ -31,7 +31,7 @@ resident_mb() {
 	echo $(((c0 - c1) / 1024))
 }
 # Pages pinned with FOLL_PIN (pin_user_pages and friends), system-wide.
-pins() { awk '$1 == "nr_foll_pin_acquired" { print $2 }' /proc/vmstat; }
+pins() { lt_key /proc/vmstat nr_foll_pin_acquired; }
 
 # The counter works: user-space direct I/O pins its buffer, one pin per 4 KiB page.
 lt_file "$LT_WORK/ref" 64M

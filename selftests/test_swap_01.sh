@@ -38,7 +38,6 @@ for i in range(n):
 bad = sum(1 for i in range(n) if buf[i * 4096:(i + 1) * 4096] != page(i))
 print(f"pages {n} bad {bad}")
 EOF
-vmstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
 
 img=$LT_WORK/img
 lt_sparse "$img" 160M
@@ -47,21 +46,22 @@ for dio in off on; do
 	lt_dio_is "$dev" "$dio" "direct I/O of the swap device"
 	mkswap -q "$dev" >/dev/null
 	swapon "$dev"
-	out0=$(vmstat pswpout) in0=$(vmstat pswpin) oom0=$(awk '$1 == "oom_kill" { print $2 }' "$group/memory.events")
+	out0=$(lt_key /proc/vmstat pswpout) in0=$(lt_key /proc/vmstat pswpin)
+	oom0=$(lt_key "$group/memory.events" oom_kill)
 	rc=0
 	out=$(bash -c 'echo $$ >"$0/cgroup.procs" && exec python3 -S "$1" 96' "$group" "$prog" 2>&1) || rc=$?
 	[ "$rc" = 0 ] || lt_fail "the process swapping through $dev (direct I/O $dio) ended with status $rc: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
-	swapped_out=$(($(vmstat pswpout) - out0)) swapped_in=$(($(vmstat pswpin) - in0))
+	swapped_out=$(($(lt_key /proc/vmstat pswpout) - out0)) swapped_in=$(($(lt_key /proc/vmstat pswpin) - in0))
 	lt_log "direct I/O $dio: $out, pages swapped out $swapped_out, in $swapped_in"
 	if [ "$LT_DRIVER" = rust ]; then
-		lt_log "engine: $(tr '\n' ' ' <"/sys/kernel/debug/rust_loop/${dev#/dev/}/stats")"
+		lt_log "engine: $(lt_engine_stats "$dev" | tr '\n' ' ')"
 	fi
 	lt_eq "$out" "pages 24576 bad 0" "pages read back after swapping through $dev (direct I/O $dio)"
-	lt_eq "$(awk '$1 == "oom_kill" { print $2 }' "$group/memory.events")" "$oom0" "OOM kills in the cgroup"
+	lt_eq "$(lt_key "$group/memory.events" oom_kill)" "$oom0" "OOM kills in the cgroup"
 	# Buffered, the backing file's pages the swap-ins read last are the group's (7.6-7.9 MiB
 	# measured for both drivers).
 	if [ "$dio" = off ]; then
-		file=$(awk '$1 == "file" { print $2 }' "$group/memory.stat")
+		file=$(lt_key "$group/memory.stat" file)
 		[ "$file" -ge 1048576 ] || lt_fail "the group's page cache after swapping through $dev buffered is $file bytes: the backing file's pages are not charged to it"
 	fi
 	# 96 MiB through 32 MiB: at least 64 MiB (16384 pages) out; back in, most of it.

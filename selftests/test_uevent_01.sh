@@ -13,8 +13,7 @@ printf 'label: dos\nstart=2048, size=8192\n' | sfdisk -q "$img"
 dev=$(losetup -f)
 n=${dev#/dev/}
 log=$LT_WORK/events
-udevadm monitor --kernel --property --subsystem-match=block >"$log" &
-mon=$!
+lt_uevent_monitor "$log" --subsystem-match=block
 # events: the block events seen so far, "ACTION DEVNAME[+media]" per line, for this device.
 events() {
 	awk -v RS= -v n="$n" '{
@@ -27,20 +26,16 @@ events() {
 		if (d ~ "^" n) print a " " d m
 	}' "$log"
 }
-# Called through lt_wait.
-# shellcheck disable=SC2317
-listening() { grep -q "^KERNEL - " "$log" 2>/dev/null; }
 # The unbind's events are all written out (each printed once its DEVNAME line is there).
 # shellcheck disable=SC2317
 ended() { grep -qx "remove ${n}p1" <<<"$(events)" && grep -qx "change $n+media" <<<"$(events)"; }
-lt_wait 60 listening || lt_fail "udevadm monitor did not start listening within 60 s"
 lt_expect "OK 0" configure "$dev" "$img" --flags 8 --dev-ro --file-ro
 udevadm settle
 lt_expect "OK 0" clr-fd "$dev" --dev-ro
 udevadm settle
 lt_wait 60 ended || true
-kill "$mon"
-wait "$mon" 2>/dev/null || true
+kill "$LT_UEVENT_MONITOR"
+wait "$LT_UEVENT_MONITOR" 2>/dev/null || true
 events=$(events)
 lt_log "events: $(tr '\n' ',' <<<"$events")"
 [ -n "$events" ] || sed 's/^/# monitor: /' "$log" | head -n 40

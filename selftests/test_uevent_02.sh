@@ -21,13 +21,7 @@ lt_sparse "$img" 32M
 printf 'label: dos\nlabel-id: 0x4c4f4f50\nstart=2048, size=8192\n' | sfdisk -q "$img"
 cp --sparse=always "$img" "$img2"
 log=$LT_WORK/events
-udevadm monitor --kernel --property >"$log" &
-mon=$!
-lt_on_exit "kill $mon 2>/dev/null || true"
-# Called through lt_wait.
-# shellcheck disable=SC2317
-listening() { grep -q "^KERNEL - " "$log" 2>/dev/null; }
-lt_wait 60 listening || lt_fail "udevadm monitor did not start listening within 60 s"
+lt_uevent_monitor "$log"
 lt_udev_hold
 # A step's uevents are sent, and its kernel log lines written, before its loopctl run ends (the
 # ioctl sends them, or the release at its last close, which runs before its exit is reported).
@@ -92,8 +86,8 @@ step end
 # shellcheck disable=SC2317
 ended() { grep -q "^SYNTH_ARG_STEP=$nstep\$" "$log"; }
 lt_wait 60 ended || lt_fail "the last step's marker did not reach udevadm monitor within 60 s"
-kill "$mon"
-wait "$mon" 2>/dev/null || true
+kill "$LT_UEVENT_MONITOR"
+wait "$LT_UEVENT_MONITOR" 2>/dev/null || true
 
 # The record: per step, each uevent of the device or its partitions (action, name, then its
 # properties sorted; DISKSEQ as the difference from the first one seen, SEQNUM left out, the
