@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # A read-only binding rejects writes and leaves the file untouched; read-only is forced when the
 # backing file or the loop device was opened read-only. With the block layer's flag cleared
-# (BLKROSET 0, `blockdev --setrw`) the write still fails (whoever refuses it: the block layer's
-# disk-wide read-only state, or the driver's own check of the binding) and the file is unchanged.
+# (BLKROSET 0, `blockdev --setrw`) the write still fails and the file is unchanged: the block
+# layer refuses it (EPERM) for the disk-wide read-only state, before the driver sees a request;
+# ro_02 reaches the driver's own check of the binding through a device-mapper table.
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
