@@ -23,7 +23,7 @@ def main():
     op = IOCB_CMD_PREAD if mode == "read" else IOCB_CMD_PWRITE
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+    fd = os.open(dev, (os.O_RDONLY if mode == "read" else os.O_RDWR) | os.O_DIRECT)
     buf = mmap.mmap(-1, BS * n)
     buf.write(os.urandom(BS * n))
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))

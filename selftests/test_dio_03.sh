@@ -5,8 +5,8 @@
 # data before the new end reads back intact and a read past it fails with EIO instead of
 # returning stale data (loop.c 7.2's choice: the short read is completed and the rest retried,
 # and a read of 0 bytes is zero-filled and failed). With the file ending inside a sector,
-# rust_loop fails the part of a read it cannot place at a sector (loop.c returns data past the
-# end: a deliberate difference).
+# rust_loop fails the part of a read it cannot place at a sector (loop.c acknowledges it: a
+# deliberate difference).
 . "$(dirname "$0")/lib.sh"
 
 img=$LT_WORK/img
@@ -31,9 +31,15 @@ for dio in on off; do
 	# request) across its end come back short from the file system, 100 bytes into a sector.
 	# rust_loop completes the two bios it read and fails the one whose rest cannot be retried at
 	# a sector position; loop.c requeues that rest at the start of its sector and acknowledges
-	# it with the file's last 100 bytes repeated (a deliberate difference, README).
+	# all three (a deliberate difference, README). udev reads nothing meanwhile: the three must
+	# be one request (read merges +2), or the third alone would fail for another reason.
 	truncate -s $(((300 << 10) + 100)) "$img"
+	lt_udev_hold
+	m0=$(awk '{ print $2 }' "/sys/block/${dev##*/}/stat")
 	res=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((292 << 10)) 3 read | head -n 1)
+	lt_eq "$(awk '{ print $2 }' "/sys/block/${dev##*/}/stat")" $((m0 + 2)) \
+		"read merges of three adjacent reads in one io_submit (dio=$dio)"
+	lt_udev_release
 	lt_log "three 4 KiB reads across an end of the file 100 bytes into a sector (dio=$dio): $res"
 	if [ "$LT_DRIVER" = rust ]; then
 		lt_eq "$res" "4096 4096 -5" "reads across an end of the file inside a sector (dio=$dio; -5: EIO)"

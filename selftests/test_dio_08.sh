@@ -19,8 +19,14 @@ new=$LT_WORK/new
 mib=1048576
 lt_file "$img" 8M
 lt_file "$new" 1M
+# The image's inode clean (syncfs): its pages dirtied below then count from now for the flusher,
+# which would otherwise write an inode dirtied more than 30 s ago back at any moment, maybe
+# between the write into the page cache and the read through the device.
+sync -f "$img"
 dev=$(lt_attach "$img" --direct-io=on)
 lt_dio_is "$dev" on "loop/dio with --direct-io=on"
+# udev must not read the device meanwhile: its reads would meet the dirty pages too, and merge.
+lt_udev_hold
 for off in 1 3 5; do
 	e0=0
 	[ "$LT_DRIVER" = rust ] && e0=$(lt_engine_stat "$dev" eagain_fallbacks)
@@ -40,8 +46,6 @@ dd if="$new" of="$dev" bs=64k count=2 seek=112 oflag=direct conv=notrunc status=
 lt_eq "$(lt_sum "$img" 131072 $((7 * mib)))" "$(lt_sum "$new" 131072)" \
 	"a buffered read of the file after a direct write through $dev over its cached pages"
 stat_field() { awk -v f="$2" '{ print $f }' "/sys/block/${1##*/}/stat"; }
-# udev must not read the device meanwhile (after the writer's close): its reads would merge too.
-lt_udev_hold
 m0=$(stat_field "$dev" 6)
 out=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((6 * mib)) 4 write-sum)
 lt_eq "$(head -n 1 <<<"$out")" "4096 4096 4096 4096" "results of four adjacent direct writes in one io_submit"

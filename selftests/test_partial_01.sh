@@ -7,8 +7,10 @@
 # not a whole sector) and stops at the first page it would have to wait for; the blocking path
 # then continues from there, in the file and in the request's data (eagain_fallbacks). The image
 # is on ext4 on a scsi_debug disk that takes 50 jiffies (200 ms) per command while the reads
-# run, so the pages the attempt starts reading ahead cannot be there before it stops. Then the same at the device's end, and
-# for a read that starts in the middle of a cached range.
+# run, so the pages the attempt starts reading ahead cannot be there before it stops; which pages
+# of the image are cached before each read is set without read-ahead and checked (mincore).
+# Three reads: from the device's start with the file's first page cached, ending at the device's
+# end with the first 8 KiB cached, and from 1 MiB with the first 12 KiB cached.
 . "$(dirname "$0")/lib.sh"
 lt_need mkfs.ext4
 
@@ -21,18 +23,35 @@ mkdir -p "$fs"
 mount "$sd" "$fs"
 lt_file "$img" 4M
 
-# cache_only FROM LEN: of the image, only the LEN bytes from FROM stay in the page cache.
+# cache_only FROM LEN: of the image, exactly the pages of its bytes FROM..FROM+LEN are in the page
+# cache (mincore), read without read-ahead (POSIX_FADV_RANDOM on this descriptor); retried while
+# pages under earlier read-ahead cannot be dropped yet.
+# shellcheck disable=SC2317 # called through lt_wait
 cache_only() {
-	python3 -c '
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-start, length = int(sys.argv[2]), int(sys.argv[3])
-os.pread(fd, length, start)
+	python3 - "$img" "$1" "$2" <<'PY'
+import ctypes, os, sys
+path, start, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY)
 size = os.fstat(fd).st_size
-os.posix_fadvise(fd, 0, start, os.POSIX_FADV_DONTNEED)
-os.posix_fadvise(fd, start + length, size - start - length, os.POSIX_FADV_DONTNEED)
-' "$img" "$1" "$2"
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+os.pread(fd, length, start)
+if start:
+    os.posix_fadvise(fd, 0, start, os.POSIX_FADV_DONTNEED)
+os.posix_fadvise(fd, start + length, 0, os.POSIX_FADV_DONTNEED)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+pages = (size + 4095) // 4096
+addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+vec = ctypes.create_string_buffer(pages)
+if addr in (None, ctypes.c_void_p(-1).value) or libc.mincore(addr, size, vec) != 0:
+    sys.exit("mincore: " + os.strerror(ctypes.get_errno()))
+got = {i for i in range(pages) if vec.raw[i] & 1}
+sys.exit(0 if got == set(range(start // 4096, (start + length - 1) // 4096 + 1)) else 1)
+PY
 }
 
 dev=$(lt_attach "$img" --offset "$off" --direct-io=off)
@@ -40,12 +59,14 @@ lt_dio_is "$dev" off "loop/dio"
 size=$(blockdev --getsize64 "$dev")
 lt_eq "$size" $((4194304 - off - (4194304 - off) % 512)) "the device's size at offset $off"
 lt_udev_hold
-echo 50 >/sys/bus/pseudo/drivers/scsi_debug/delay
+# (Refused, EBUSY, while a command is queued: ext4's lazy init may have one.)
+lt_wait 60 sh -c 'echo 50 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
+	lt_fail "scsi_debug's delay not set within 60 s"
 # read_at WHAT START LEN CACHED_FROM CACHED_LEN: a direct read of LEN bytes from START of the
 # device, with only the image's bytes CACHED_FROM.. (+CACHED_LEN) cached, gives the file's data.
 read_at() {
 	local what=$1 start=$2 len=$3 e0=0 got
-	cache_only "$4" "$5"
+	lt_wait 60 cache_only "$4" "$5" || lt_fail "$what: the image's page cache not as wanted within 60 s"
 	[ "$LT_DRIVER" = rust ] && e0=$(lt_engine_stat "$dev" eagain_fallbacks)
 	got=$(dd if="$dev" bs="$len" count=1 skip="$start" iflag=direct,skip_bytes status=none | sha256sum | cut -d' ' -f1)
 	lt_eq "$got" "$(lt_sum "$img" "$len" $((start + off)))" "$what"

@@ -24,16 +24,22 @@ img=$LT_WORK/img
 lt_file "$img" 8M
 sum=$(lt_sum "$img")
 modprobe dm-mod 2>/dev/null || true
+[ -e /dev/mapper/control ] || lt_skip "no device-mapper"
 lt_dm_on_exit rl-ro
 dm=/dev/mapper/rl-ro
 for dio in off on; do
 	dev=$(lt_attach "$img" -r --direct-io="$dio")
 	lt_dio_is "$dev" "$dio" "loop/dio of a read-only binding"
 	lt_eq "$(lt_sysfs "$dev" ro)" 1 "ro with losetup -r"
-	dmsetup create rl-ro --table "0 $(blockdev --getsz "$dev") linear $dev 0" || lt_skip "no device-mapper"
+	dmsetup create rl-ro --table "0 $(blockdev --getsz "$dev") linear $dev 0" ||
+		lt_fail "dmsetup create over $dev"
 	udevadm settle
-	# The table itself is writable: its writes go down to the loop device.
+	# The table itself is writable: its writes go down to the loop device, discards and
+	# write-zeroes included (else BLKZEROOUT would write zero pages instead).
 	lt_eq "$(blockdev --getro "$dm")" 0 "the table's read-only state"
+	q=/sys/block/$(basename "$(realpath "$dm")")/queue
+	[ "$(cat "$q/discard_max_bytes")" -gt 0 ] || lt_fail "the table takes no discards"
+	[ "$(cat "$q/write_zeroes_max_bytes")" -gt 0 ] || lt_fail "the table takes no write-zeroes"
 	eio "a direct write" dd if=/dev/zero of="$dm" bs=4k count=1 oflag=direct conv=notrunc status=none
 	eio "a buffered write and its fsync" dd if=/dev/zero of="$dm" bs=4k count=2 seek=8 conv=notrunc,fsync status=none
 	eio "a discard" blkdiscard -o 1M -l 1M "$dm"
@@ -41,6 +47,7 @@ for dio in off on; do
 	# Direct: the table's page cache may still hold the failed buffered write.
 	lt_eq "$(dd if="$dm" bs=64k iflag=direct status=none | sha256sum | cut -d' ' -f1)" "$sum" \
 		"direct reads through the table, direct I/O $dio"
+	udevadm settle
 	dmsetup remove --retry rl-ro
 	udevadm settle
 	lt_detach "$dev"
