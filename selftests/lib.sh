@@ -228,6 +228,13 @@ lt_ext4_roundtrip() {
 	umount "$mnt"
 }
 
+# lt_stat DEV FIELD: one field of DEV's I/O statistics (/sys/block/DEV/stat,
+# Documentation/block/stat.rst: 1 reads, 2 read merges, 5 writes, 6 write merges, ...).
+lt_stat() { awk -v f="$2" '{ print $f }' "/sys/block/${1##*/}/stat"; }
+
+# lt_ended PID: process PID has ended (for lt_wait).
+lt_ended() { ! kill -0 "$1" 2>/dev/null; }
+
 # lt_resident FILE: how many of FILE's pages are in the page cache (mincore(2) of a mapping).
 lt_resident() {
 	python3 - "$1" <<'PY'

@@ -35,9 +35,9 @@ for dio in on off; do
 	# be one request (read merges +2), or the third alone would fail for another reason.
 	truncate -s $(((300 << 10) + 100)) "$img"
 	lt_udev_hold
-	m0=$(awk '{ print $2 }' "/sys/block/${dev##*/}/stat")
+	m0=$(lt_stat "$dev" 2)
 	res=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((292 << 10)) 3 read | head -n 1)
-	lt_eq "$(awk '{ print $2 }' "/sys/block/${dev##*/}/stat")" $((m0 + 2)) \
+	lt_eq "$(lt_stat "$dev" 2)" $((m0 + 2)) \
 		"read merges of three adjacent reads in one io_submit (dio=$dio)"
 	lt_udev_release
 	lt_log "three 4 KiB reads across an end of the file 100 bytes into a sector (dio=$dio): $res"

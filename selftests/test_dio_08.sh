@@ -45,16 +45,15 @@ cat "$img" >/dev/null
 dd if="$new" of="$dev" bs=64k count=2 seek=112 oflag=direct conv=notrunc status=none
 lt_eq "$(lt_sum "$img" 131072 $((7 * mib)))" "$(lt_sum "$new" 131072)" \
 	"a buffered read of the file after a direct write through $dev over its cached pages"
-stat_field() { awk -v f="$2" '{ print $f }' "/sys/block/${1##*/}/stat"; }
-m0=$(stat_field "$dev" 6)
+m0=$(lt_stat "$dev" 6)
 out=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((6 * mib)) 4 write-sum)
 lt_eq "$(head -n 1 <<<"$out")" "4096 4096 4096 4096" "results of four adjacent direct writes in one io_submit"
-lt_eq "$(stat_field "$dev" 6)" $((m0 + 3)) "write merges of four adjacent direct writes in one io_submit"
+lt_eq "$(lt_stat "$dev" 6)" $((m0 + 3)) "write merges of four adjacent direct writes in one io_submit"
 lt_eq "$(lt_sum "$img" 16384 $((6 * mib)))" "$(tail -n 1 <<<"$out")" "the file after four merged direct writes"
-m0=$(stat_field "$dev" 2)
+m0=$(lt_stat "$dev" 2)
 out=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((6 * mib)) 4 read)
 lt_eq "$(head -n 1 <<<"$out")" "4096 4096 4096 4096" "results of four adjacent direct reads in one io_submit"
-lt_eq "$(stat_field "$dev" 2)" $((m0 + 3)) "read merges of four adjacent direct reads in one io_submit"
+lt_eq "$(lt_stat "$dev" 2)" $((m0 + 3)) "read merges of four adjacent direct reads in one io_submit"
 lt_eq "$(tail -n 1 <<<"$out")" "$(lt_sum "$img" 16384 $((6 * mib)))" "four merged direct reads"
 lt_udev_release
 lt_detach "$dev"

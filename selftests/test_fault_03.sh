@@ -65,11 +65,10 @@ dev=$(lt_attach "$fs/img" --direct-io=off)
 rm -f "$fs/filler"
 avail=$(df -B1 --output=avail "$fs" | tail -n 1)
 fallocate -l $((avail - 4096)) "$fs/filler"
-merges() { awk '{ print $6 }' "/sys/block/${dev#/dev/}/stat"; }
-m0=$(merges)
+m0=$(lt_stat "$dev" 6)
 res=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((1 << 20)) 4)
-lt_log "four 4 KiB writes in one request, one page of space: results $res, write merges $m0 -> $(merges)"
-[ "$(merges)" = $((m0 + 3)) ] || lt_fail "the four writes were not merged into one request"
+lt_log "four 4 KiB writes in one request, one page of space: results $res, write merges $m0 -> $(lt_stat "$dev" 6)"
+[ "$(lt_stat "$dev" 6)" = $((m0 + 3)) ] || lt_fail "the four writes were not merged into one request"
 if [ "$LT_DRIVER" = rust ]; then
 	lt_eq "$res" "4096 -28 -28 -28" "results of the four writes (-28: ENOSPC)"
 else

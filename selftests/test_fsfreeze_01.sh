@@ -49,12 +49,9 @@ write_blocked() {
 }
 
 # waiting PID DEV W0: the writer PID has ended, DEV has completed a write since it had W0
-# (writes_done), or the write waits (write_blocked DEV).
+# (lt_stat 5: writes completed), or the write waits (write_blocked DEV).
 # shellcheck disable=SC2317 # called through lt_wait
-waiting() { ! kill -0 "$1" 2>/dev/null || [ "$(writes_done "$2")" != "$3" ] || write_blocked "$2"; }
-
-# writes_done DEV: the writes DEV has completed (field 5 of its stat).
-writes_done() { awk '{ print $5 }' "/sys/block/${1##*/}/stat"; }
+waiting() { lt_ended "$1" || [ "$(lt_stat "$2" 5)" != "$3" ] || write_blocked "$2"; }
 
 # answers WHAT CMD...: CMD ends within 60 s, with status 0 and, for loopctl, "OK 0". In the
 # background: a call that waited for the write would hang the test until the cleanup's thaw.
@@ -63,7 +60,7 @@ answers() {
 	shift
 	"$@" >"$out" 2>&1 &
 	p=$!
-	lt_wait 60 sh -c "! kill -0 $p 2>/dev/null" ||
+	lt_wait 60 lt_ended "$p" ||
 		lt_fail "$what did not answer within 60 s while a write waits for the thaw"
 	wait "$p" || lt_fail "$what failed while a write waits for the thaw: $(cat "$out")"
 	case $1 in
@@ -91,12 +88,12 @@ run() {
 	lt_eq "$(dd if="$dev" bs=64k iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
 		"$(lt_sum "$img")" "the device's data read while the file system is frozen, $what"
 	[ "$LT_DRIVER" = rust ] && e0=$(lt_engine_stat "$dev" eagain_fallbacks)
-	w0=$(writes_done "$dev")
+	w0=$(lt_stat "$dev" 5)
 	dd if="$new" of="$dev" bs=1M count=1 seek=4 oflag=direct conv=fsync status=none &
 	pid=$!
 	lt_wait 120 waiting "$pid" "$dev" "$w0" ||
 		lt_fail "no write through $dev waiting for its frozen file system after 120 s, $what"
-	lt_eq "$(writes_done "$dev")" "$w0" "writes completed by $dev while its file system is frozen, $what"
+	lt_eq "$(lt_stat "$dev" 5)" "$w0" "writes completed by $dev while its file system is frozen, $what"
 	kill -0 "$pid" 2>/dev/null || lt_fail "a write through $dev completed while its file system is frozen, $what"
 	lt_eq "$(lt_sum "$img" $mib $((4 * mib)))" "$old" "the file's data under a write waiting for the thaw, $what"
 	answers "losetup --list $dev" losetup --list "$dev"
@@ -109,10 +106,10 @@ run() {
 		[ "$(lt_engine_stat "$dev" eagain_fallbacks)" -gt "$e0" ] ||
 			lt_fail "the non-blocking attempt of a write waited for the frozen file system (no eagain_fallbacks)"
 	fi
-	lt_eq "$(writes_done "$dev")" "$w0" "writes completed by $dev while its file system is frozen, $what"
+	lt_eq "$(lt_stat "$dev" 5)" "$w0" "writes completed by $dev while its file system is frozen, $what"
 
 	fsfreeze -u "$fs"
-	lt_wait 120 sh -c "! kill -0 $pid 2>/dev/null" || lt_fail "the write through $dev still waits 120 s after the thaw"
+	lt_wait 120 lt_ended "$pid" || lt_fail "the write through $dev still waits 120 s after the thaw"
 	wait "$pid" || lt_fail "the write through $dev failed after the thaw, $what"
 	lt_udev_release
 	lt_wait 120 sh -c "! [ -e /sys/block/${dev##*/}/loop ]" ||
@@ -122,7 +119,7 @@ run() {
 	: <"$dev"
 	fsfreeze -f "$fs" &
 	pid=$!
-	lt_wait 60 sh -c "! kill -0 $pid 2>/dev/null" ||
+	lt_wait 60 lt_ended "$pid" ||
 		lt_fail "the file system does not freeze again after the write ($what): a freeze protection kept"
 	wait "$pid" || lt_fail "fsfreeze -f after the write, $what"
 	fsfreeze -u "$fs"

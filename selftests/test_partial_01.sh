@@ -24,34 +24,23 @@ mount "$sd" "$fs"
 lt_file "$img" 4M
 
 # cache_only FROM LEN: of the image, exactly the pages of its bytes FROM..FROM+LEN are in the page
-# cache (mincore), read without read-ahead (POSIX_FADV_RANDOM on this descriptor); retried while
+# cache: all dropped, those read without read-ahead (POSIX_FADV_RANDOM on this descriptor), the
+# rest dropped again; then as many pages are resident (lt_resident) as were read. Retried while
 # pages under earlier read-ahead cannot be dropped yet.
 # shellcheck disable=SC2317 # called through lt_wait
 cache_only() {
-	python3 - "$img" "$1" "$2" <<'PY'
-import ctypes, os, sys
-path, start, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-fd = os.open(path, os.O_RDONLY)
-size = os.fstat(fd).st_size
+	python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+start, length = int(sys.argv[2]), int(sys.argv[3])
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 os.pread(fd, length, start)
 if start:
     os.posix_fadvise(fd, 0, start, os.POSIX_FADV_DONTNEED)
 os.posix_fadvise(fd, start + length, 0, os.POSIX_FADV_DONTNEED)
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_long]
-libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-pages = (size + 4095) // 4096
-addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
-vec = ctypes.create_string_buffer(pages)
-if addr in (None, ctypes.c_void_p(-1).value) or libc.mincore(addr, size, vec) != 0:
-    sys.exit("mincore: " + os.strerror(ctypes.get_errno()))
-got = {i for i in range(pages) if vec.raw[i] & 1}
-sys.exit(0 if got == set(range(start // 4096, (start + length - 1) // 4096 + 1)) else 1)
-PY
+' "$img" "$1" "$2"
+	[ "$(lt_resident "$img")" = $((($1 + $2 - 1) / 4096 - $1 / 4096 + 1)) ]
 }
 
 dev=$(lt_attach "$img" --offset "$off" --direct-io=off)

@@ -74,7 +74,7 @@ rounds() { [ -e "$LT_WORK/reads" ] && wc -l <"$LT_WORK/reads" || echo 0; }
 # more_rounds N: more than N rounds done, or the readers gone (a failed read: see wait below).
 # Called through lt_wait.
 # shellcheck disable=SC2317
-more_rounds() { [ "$(rounds)" -gt "$1" ] || ! kill -0 "$reader" 2>/dev/null; }
+more_rounds() { [ "$(rounds)" -gt "$1" ] || lt_ended "$reader"; }
 lt_wait 300 more_rounds 0 || lt_fail "the readers completed no round in 300 s"
 move_offset "$dev"
 lt_wait 300 more_rounds "$(rounds)" || lt_fail "the readers completed no round after the moves"
@@ -99,18 +99,17 @@ udevadm settle
 # show the device kept serving I/O.
 dev=$(lt_attach "$img" --direct-io=on)
 exec 4<"$dev"
-# writes_done: field 5 of stat, writes completed (the counters survive a rebind of the device).
-writes_done() { awk '{print $5}' "/sys/block/${dev#/dev/}/stat"; }
+# Writes completed: field 5 of stat (the counters survive a rebind of the device).
 # more_writes N: more than N writes done, or fio gone (its wait below says why).
 # Called through lt_wait.
 # shellcheck disable=SC2317
-more_writes() { [ "$(writes_done)" -gt "$1" ] || ! kill -0 "$fio_pid" 2>/dev/null; }
+more_writes() { [ "$(lt_stat "$dev" 5)" -gt "$1" ] || lt_ended "$fio_pid"; }
 rm -f "$stop"
 lt_fio_loop "$stop" "$LT_WORK/fio.clr.log" "$dev" 4096 libaio 2 16 4M >/dev/null &
 fio_pid=$!
-lt_wait 300 more_writes "$(writes_done)" || lt_fail "fio completed no write on $dev in 300 s"
+lt_wait 300 more_writes "$(lt_stat "$dev" 5)" || lt_fail "fio completed no write on $dev in 300 s"
 lt_expect "OK 0" clr-fd "$dev"
-lt_wait 300 more_writes "$(writes_done)" ||
+lt_wait 300 more_writes "$(lt_stat "$dev" 5)" ||
 	lt_fail "no write completed on $dev in 300 s after the deferred LOOP_CLR_FD"
 touch "$stop"
 wait "$fio_pid" || lt_fail "verifying fio failed after a deferred LOOP_CLR_FD"
