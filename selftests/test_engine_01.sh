@@ -6,7 +6,9 @@
 #   (set, also when kthreadd, whose level a kthread starts with, runs at another);
 #   nr_hw_queues=1 gives loop.c's shape (one worker, no shared one);
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
-#   attempt; one that misses falls back to the blocking path;
+#   attempt; one that misses falls back to the blocking path (its image on a scsi_debug disk
+#   that takes 200 ms per command meanwhile: on a fast disk the read-ahead the attempt starts
+#   may be done before it looks at the page, and the read then rightly completes at once);
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
 # - buffered writes to a file go to the one shared worker rust_loopN-s (any CPU); a lone direct
 #   I/O write stays on its queue and is submitted blocking (not IOCB_NOWAIT), as loop.c does;
@@ -48,13 +50,37 @@ if [ "$queues" -gt 1 ]; then
 	lt_eq "$(worker_nice "$n" s)" 0 "nice level of the shared worker rust_loop$n-s"
 fi
 
-# Cold: the backing file is not cached, a read falls back; warm: it completes at once.
-sync
+# Cold: the backing file is not cached, a read falls back. The non-blocking attempt starts the
+# read-ahead of the pages it misses and gives up only if they are not there when it looks: on
+# the scratch disk they sometimes are (a CI run saw 0 fallbacks of 64 reads). So the cold image
+# is on an ext4 on a scsi_debug disk that takes 50 jiffies (200 ms) per command while it is read.
+fs=$LT_WORK/fs
+sd=$(lt_scsi_debug dev_size_mb=16)
+# (No lazy initialization: its writes would keep the disk busy, and refuse the delay.)
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$sd"
+mkdir -p "$fs"
+mount "$sd" "$fs"
+lt_file "$fs/cold" 1M
+cold=$(lt_attach "$fs/cold" --direct-io=off)
+lt_udev_hold
+# (Refused, EBUSY, while a command is queued.)
+lt_wait 60 sh -c 'echo 50 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
+	lt_fail "scsi_debug's delay not set within 60 s"
 echo 3 >/proc/sys/vm/drop_caches
-e0=$(lt_engine_stat "$dev" eagain_fallbacks)
-dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
-e1=$(lt_engine_stat "$dev" eagain_fallbacks)
+lt_eq "$(lt_resident "$fs/cold")" 0 "pages of the cold image in the page cache"
+e0=$(lt_engine_stat "$cold" eagain_fallbacks)
+got=$(dd if="$cold" bs=64k count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+e1=$(lt_engine_stat "$cold" eagain_fallbacks)
 [ "$e1" -gt "$e0" ] || lt_fail "a cold buffered read did not fall back to the blocking path ($e0 -> $e1)"
+lt_eq "$got" "$(lt_sum "$fs/cold" 65536)" "64 KiB read cold"
+# (Refused while the read-ahead the read started is queued.)
+lt_wait 60 sh -c 'echo 1 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
+	lt_fail "scsi_debug's delay not reset within 60 s"
+lt_udev_release
+lt_detach "$cold"
+umount "$fs"
+# Warm: the image is in the page cache; a read completes at once.
+cat "$img" >/dev/null
 b0=$(lt_engine_stat "$dev" buffered_nowait)
 e0=$(lt_engine_stat "$dev" eagain_fallbacks)
 dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none
