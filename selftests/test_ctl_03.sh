@@ -51,11 +51,13 @@ old_modprobe=$(cat /proc/sys/kernel/modprobe)
 lt_on_exit "echo $old_modprobe >/proc/sys/kernel/modprobe"
 echo /bin/true >/proc/sys/kernel/modprobe
 python3 - <<'PY' &
-import fcntl, os
+import fcntl, os, time
 while True:
     try:
         fd = os.open("/dev/loop-control", os.O_RDWR)
     except OSError:
+        # No driver: wait a little rather than keep a CPU from the loads being raced.
+        time.sleep(0.001)
         continue
     try:
         fcntl.ioctl(fd, 0x4C80, 30)

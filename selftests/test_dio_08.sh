@@ -23,6 +23,11 @@ lt_file "$new" 1M
 # which would otherwise write an inode dirtied more than 30 s ago back at any moment, maybe
 # between the write into the page cache and the read through the device.
 sync -f "$img"
+# Nor may the periodic flusher clean them early: the pages dirtied again in later rounds keep the
+# inode's first dirtying time, 30 s from which it writes the inode back at its next wake-up.
+wb=$(cat /proc/sys/vm/dirty_writeback_centisecs)
+lt_on_exit "echo $wb >/proc/sys/vm/dirty_writeback_centisecs"
+echo 0 >/proc/sys/vm/dirty_writeback_centisecs
 dev=$(lt_attach "$img" --direct-io=on)
 lt_dio_is "$dev" on "loop/dio with --direct-io=on"
 # udev must not read the device meanwhile: its reads would meet the dirty pages too, and merge.
