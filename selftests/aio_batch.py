@@ -4,7 +4,8 @@
 one io_submit (Linux AIO). With more than two, the kernel plugs the batch, so the block layer can
 merge them into one request of N bios. Prints each write's result (bytes or -errno), in order.
 MODE "write-sum" also prints, on a second line, the sha256 of the data written; "read" reads
-instead of writing and prints the sha256 of the data read there."""
+instead of writing and prints the sha256 of the data read there; "read-parts" prints that of
+each 4 KiB read that completed ("-" for one that did not)."""
 import ctypes
 import hashlib
 import mmap
@@ -20,10 +21,10 @@ BS = 4096
 def main():
     dev, off, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     mode = sys.argv[4] if len(sys.argv) > 4 else "write"
-    op = IOCB_CMD_PREAD if mode == "read" else IOCB_CMD_PWRITE
+    op = IOCB_CMD_PREAD if mode.startswith("read") else IOCB_CMD_PWRITE
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    fd = os.open(dev, (os.O_RDONLY if mode == "read" else os.O_RDWR) | os.O_DIRECT)
+    fd = os.open(dev, (os.O_RDONLY if op == IOCB_CMD_PREAD else os.O_RDWR) | os.O_DIRECT)
     buf = mmap.mmap(-1, BS * n)
     buf.write(os.urandom(BS * n))
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
@@ -47,7 +48,10 @@ def main():
         res[data] = r
     libc.syscall(SYS_IO_DESTROY, ctx)
     print(" ".join(str(res.get(i)) for i in range(n)))
-    if mode != "write":
+    if mode == "read-parts":
+        print(" ".join(hashlib.sha256(buf[BS * i:BS * (i + 1)]).hexdigest() if res.get(i) == BS
+                       else "-" for i in range(n)))
+    elif mode != "write":
         print(hashlib.sha256(buf[:]).hexdigest())
 
 

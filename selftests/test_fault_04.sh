@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# A read that meets a failing region of the backing device part-way: the device is bound to a
+# device-mapper table that maps a scsi_debug disk as it is but fails its 8 sectors at 1 MiB
+# ("error" target). Four adjacent 4 KiB O_DIRECT reads from 1 MiB - 8 KiB in one io_submit, one
+# request of four bios (read merges +3), with direct I/O off: the backing read moves 8 KiB and
+# then fails; the first two reads complete with the disk's data and the rest of the request is
+# tried again from 1 MiB, where it fails: the last two get EIO (loop.c completes a short read's
+# part and requeues the rest). With direct I/O on, the backing direct read fails as a whole: all
+# four get EIO. One 16 KiB read across 1 MiB fails with EIO either way, a read before it works,
+# and the device detaches. Same outcomes on loop.ko and rust_loop.
+. "$(dirname "$0")/lib.sh"
+lt_need dmsetup
+
+sd=$(lt_scsi_debug dev_size_mb=8)
+lt_dm_on_exit rl-part
+modprobe dm-mod 2>/dev/null || true
+sectors=$(blockdev --getsz "$sd")
+dd if=/dev/urandom of="$sd" bs=1M count=8 oflag=direct status=none
+printf '%s\n' "0 2048 linear $sd 0" "2048 8 error" "2056 $((sectors - 2056)) linear $sd 2056" |
+	dmsetup create rl-part || lt_fail "dmsetup create"
+udevadm settle
+dm=/dev/mapper/rl-part
+mib=1048576
+# part I: the sha256 of the disk's Ith 4 KiB block from 1 MiB - 8 KiB.
+part() { lt_sum "$sd" 4096 $((mib - 8192 + 4096 * $1)); }
+
+for dio in off on; do
+	# The backing device's page cache (the buffered path's) starts cold.
+	blockdev --flushbufs "$dm"
+	dev=$(lt_attach "$dm" --direct-io="$dio")
+	lt_dio_is "$dev" "$dio" "loop/dio"
+	# udev's probes must not read the device while the reads are counted as one request.
+	lt_udev_hold
+	m0=$(lt_stat "$dev" 2)
+	out=$(python3 "$LT_DIR/aio_batch.py" "$dev" $((mib - 8192)) 4 read-parts)
+	lt_eq "$(($(lt_stat "$dev" 2) - m0))" 3 "read merges of four adjacent reads (direct I/O $dio)"
+	res=$(head -n 1 <<<"$out")
+	sums=$(tail -n 1 <<<"$out")
+	if [ "$dio" = off ]; then
+		lt_eq "$res" "4096 4096 -5 -5" "four reads, the third at the failing region (direct I/O off)"
+		lt_eq "$sums" "$(part 0) $(part 1) - -" "the data of the reads that completed"
+	else
+		lt_eq "$res" "-5 -5 -5 -5" "four reads, the third at the failing region (direct I/O on)"
+	fi
+	lt_udev_release
+	out=$(dd if="$dev" of=/dev/null bs=16k count=1 skip=$((mib - 8192)) iflag=direct,skip_bytes 2>&1) &&
+		lt_fail "a 16 KiB read across the failing region succeeded (direct I/O $dio)"
+	grep -q "Input/output error" <<<"$out" || lt_fail "a read across the failing region: $out"
+	got=$(dd if="$dev" bs=8k count=1 skip=$((mib - 8192)) iflag=direct,skip_bytes status=none |
+		sha256sum | cut -d' ' -f1)
+	lt_eq "$got" "$(lt_sum "$sd" 8192 $((mib - 8192)))" "8 KiB before the failing region (direct I/O $dio)"
+	lt_detach "$dev"
+done
+exit 0
