@@ -56,7 +56,9 @@ while True:
     try:
         fd = os.open("/dev/loop-control", os.O_RDWR)
     except OSError:
-        # No driver: wait a little rather than keep a CPU from the loads being raced.
+        # No driver: try again in 1 ms (still many times per load) rather than spin. A busy
+        # loop took a CPU from the loads it races, even at SCHED_IDLE in the emulator (whose
+        # CPUs share a host thread): the test took up to 184 s of its 300, 44-51 s with this.
         time.sleep(0.001)
         continue
     try:

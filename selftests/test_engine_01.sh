@@ -7,7 +7,7 @@
 #   nr_hw_queues=1 gives loop.c's shape (one worker, no shared one);
 # - a buffered read that hits the backing file's page cache completes in the non-blocking
 #   attempt; one that misses falls back to the blocking path (its image on a scsi_debug disk
-#   that takes 200 ms per command meanwhile: on a fast disk the read-ahead the attempt starts
+#   slowed to 200 ms per command meanwhile: on a fast disk the read-ahead the attempt starts
 #   may be done before it looks at the page, and the read then rightly completes at once);
 # - direct I/O reads are submitted non-blocking (ext4 supports IOCB_NOWAIT);
 # - buffered writes to a file go to the one shared worker rust_loopN-s (any CPU); a lone direct
@@ -53,7 +53,8 @@ fi
 # Cold: the backing file is not cached, a read falls back. The non-blocking attempt starts the
 # read-ahead of the pages it misses and gives up only if they are not there when it looks: on
 # the scratch disk they sometimes are (a CI run saw 0 fallbacks of 64 reads). So the cold image
-# is on an ext4 on a scsi_debug disk that takes 50 jiffies (200 ms) per command while it is read.
+# is on an ext4 on a scsi_debug disk that takes 50 jiffies (200 ms at the guest kernel's HZ=250)
+# per command while it is read.
 fs=$LT_WORK/fs
 sd=$(lt_scsi_debug dev_size_mb=16)
 # (No lazy initialization: its writes would keep the disk busy, and refuse the delay.)
@@ -69,7 +70,8 @@ lt_wait 60 sh -c 'echo 50 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay'
 echo 3 >/proc/sys/vm/drop_caches
 lt_eq "$(lt_resident "$fs/cold")" 0 "pages of the cold image in the page cache"
 e0=$(lt_engine_stat "$cold" eagain_fallbacks)
-got=$(dd if="$cold" bs=64k count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1)
+got=$(dd if="$cold" bs=64k count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1) ||
+	lt_fail "a cold read of $cold failed"
 e1=$(lt_engine_stat "$cold" eagain_fallbacks)
 [ "$e1" -gt "$e0" ] || lt_fail "a cold buffered read did not fall back to the blocking path ($e0 -> $e1)"
 lt_eq "$got" "$(lt_sum "$fs/cold" 65536)" "64 KiB read cold"
