@@ -408,6 +408,18 @@ lt_dm_on_exit() {
 	lt_on_exit "udevadm settle; ! dmsetup info $1 >/dev/null 2>&1 || dmsetup remove --retry $1"
 }
 
+# lt_dm_create NAME LINE...: creates the device-mapper table NAME (/dev/mapper/NAME) of those
+# lines, removed when the test exits (lt_dm_on_exit), and waits for udev to make its node. Not
+# in a command substitution: the cleanup would be registered in a subshell.
+lt_dm_create() {
+	local name=$1
+	shift
+	lt_dm_on_exit "$name"
+	modprobe dm-mod 2>/dev/null || true
+	printf '%s\n' "$@" | dmsetup create "$name" || lt_fail "dmsetup create $name"
+	udevadm settle
+}
+
 # lt_on_exit [--first] CMD: a cleanup step (a command line) for when the test exits: after
 # lt_cleanup (so nothing uses what it removes any more: a device-mapper table under a loop
 # device, a cgroup), or with --first before it (a setting lt_cleanup itself depends on, as

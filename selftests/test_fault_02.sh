@@ -11,11 +11,8 @@
 lt_need dmsetup
 
 sd=$(lt_scsi_debug dev_size_mb=32)
-lt_dm_on_exit rl-fault
-modprobe dm-mod 2>/dev/null || true
 sectors=$(blockdev --getsz "$sd")
-dmsetup create rl-fault --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"
-udevadm settle
+lt_dm_create rl-fault "0 $sectors linear $sd 0"
 dm=/dev/mapper/rl-fault
 lt_file "$LT_WORK/data" 4M
 for dio in on off; do

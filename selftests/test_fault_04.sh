@@ -16,13 +16,9 @@
 lt_need dmsetup
 
 sd=$(lt_scsi_debug dev_size_mb=8)
-lt_dm_on_exit rl-part
-modprobe dm-mod 2>/dev/null || true
 sectors=$(blockdev --getsz "$sd")
 dd if=/dev/urandom of="$sd" bs=1M count=8 oflag=direct status=none
-printf '%s\n' "0 2048 linear $sd 0" "2048 8 error" "2056 $((sectors - 2056)) linear $sd 2056" |
-	dmsetup create rl-part || lt_fail "dmsetup create"
-udevadm settle
+lt_dm_create rl-part "0 2048 linear $sd 0" "2048 8 error" "2056 $((sectors - 2056)) linear $sd 2056"
 dm=/dev/mapper/rl-part
 mib=1048576
 # part I: the sha256 of the disk's Ith 4 KiB block from 1 MiB - 8 KiB.

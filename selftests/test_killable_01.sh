@@ -19,10 +19,8 @@
 lt_need dmsetup
 
 sd=$(lt_scsi_debug dev_size_mb=32)
-lt_dm_on_exit rl-hold
 sectors=$(blockdev --getsz "$sd")
-dmsetup create rl-hold --table "0 $sectors linear $sd 0" || lt_skip "no device-mapper"
-udevadm settle
+lt_dm_create rl-hold "0 $sectors linear $sd 0"
 dev=$(lt_attach /dev/mapper/rl-hold --direct-io=on)
 n=${dev#/dev/loop}
 udevadm settle
