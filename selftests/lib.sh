@@ -123,6 +123,20 @@ lt_sum() {
 	fi
 }
 
+# lt_sum_direct DEV BYTES [SKIP_BYTES]: sha256 of BYTES of DEV from SKIP_BYTES, read in one
+# O_DIRECT read (one request; aligned sizes only). Fails if the read does.
+lt_sum_direct() {
+	dd if="$1" bs="$2" count=1 skip="${3:-0}" iflag=direct,skip_bytes status=none |
+		sha256sum | cut -d' ' -f1
+}
+
+# lt_scsi_debug_delay JIFFIES: every command of lt_scsi_debug's disk takes that long (1 is the
+# default). scsi_debug refuses a change (EBUSY) while a command is queued: waited out (60 s).
+lt_scsi_debug_delay() {
+	lt_wait 60 sh -c "echo $1 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay" ||
+		lt_fail "scsi_debug's delay not set to $1 within 60 s"
+}
+
 # lt_attach FILE [losetup options]: bind FILE to a free device and print the device.
 lt_attach() {
 	local file=$1

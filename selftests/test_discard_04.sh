@@ -48,8 +48,7 @@ step() {
 		lt_eq "$(($(lt_engine_stat "$dev" errors_notsupp) - n0))" "$notsupp" "requests ended EOPNOTSUPP ($what)"
 		lt_eq "$(($(lt_engine_stat "$dev" errors_io) - i0))" 0 "requests ended with an I/O error ($what)"
 	fi
-	got=$(dd if="$dev" bs="$mib" count=1 skip=$((at / mib)) iflag=direct status=none |
-		sha256sum | cut -d' ' -f1) || lt_fail "$what: reading the range back failed"
+	got=$(lt_sum_direct "$dev" "$mib" "$at") || lt_fail "$what: reading the range back failed"
 	if [ "$got" = "$zero" ]; then
 		data=zeros
 		dd if=/dev/zero of="$ref" bs="$mib" count=1 seek=$((at / mib)) conv=notrunc status=none

@@ -64,20 +64,15 @@ mount "$sd" "$fs"
 lt_file "$fs/cold" 1M
 cold=$(lt_attach "$fs/cold" --direct-io=off)
 lt_udev_hold
-# (Refused, EBUSY, while a command is queued.)
-lt_wait 60 sh -c 'echo 50 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
-	lt_fail "scsi_debug's delay not set within 60 s"
+lt_scsi_debug_delay 50
 echo 3 >/proc/sys/vm/drop_caches
 lt_eq "$(lt_resident "$fs/cold")" 0 "pages of the cold image in the page cache"
 e0=$(lt_engine_stat "$cold" eagain_fallbacks)
-got=$(dd if="$cold" bs=64k count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1) ||
-	lt_fail "a cold read of $cold failed"
+got=$(lt_sum_direct "$cold" 65536) || lt_fail "a cold read of $cold failed"
 e1=$(lt_engine_stat "$cold" eagain_fallbacks)
 [ "$e1" -gt "$e0" ] || lt_fail "a cold buffered read did not fall back to the blocking path ($e0 -> $e1)"
 lt_eq "$got" "$(lt_sum "$fs/cold" 65536)" "64 KiB read cold"
-# (Refused while the read-ahead the read started is queued.)
-lt_wait 60 sh -c 'echo 1 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
-	lt_fail "scsi_debug's delay not reset within 60 s"
+lt_scsi_debug_delay 1
 lt_udev_release
 lt_detach "$cold"
 umount "$fs"

@@ -48,9 +48,8 @@ lt_dio_is "$dev" off "loop/dio"
 size=$(blockdev --getsize64 "$dev")
 lt_eq "$size" $((4194304 - off - (4194304 - off) % 512)) "the device's size at offset $off"
 lt_udev_hold
-# (Refused, EBUSY, while a command is queued: ext4's lazy init may have one.)
-lt_wait 60 sh -c 'echo 50 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
-	lt_fail "scsi_debug's delay not set within 60 s"
+# (Waits out ext4's lazy init, whose commands make scsi_debug refuse the change.)
+lt_scsi_debug_delay 50
 # read_at WHAT START LEN CACHED_FROM CACHED_LEN: a direct read of LEN bytes from START of the
 # device, with only the image's bytes CACHED_FROM.. (+CACHED_LEN) cached, gives the file's data.
 read_at() {
@@ -68,10 +67,8 @@ read_at "64 KiB from the device's start, the file's first page cached" 0 65536 0
 read_at "64 KiB ending at the device's end, its first 8 KiB cached" $((size - 65536)) 65536 \
 	$((size - 65536 + off)) 8192
 read_at "32 KiB from 1 MiB, the first 12 KiB cached" 1048576 32768 $((1048576 + off)) 12288
-# scsi_debug refuses a new delay (EBUSY) while a command is queued: read-ahead the non-blocking
-# attempts started may still be.
-lt_wait 60 sh -c 'echo 1 2>/dev/null >/sys/bus/pseudo/drivers/scsi_debug/delay' ||
-	lt_fail "scsi_debug's delay not reset within 60 s"
+# (Waits out read-ahead the non-blocking attempts started.)
+lt_scsi_debug_delay 1
 lt_udev_release
 lt_detach "$dev"
 umount "$fs"
