@@ -246,7 +246,10 @@ run_one() {
 	elif [ "${secs[$drv,$name]}" -ge "$timeout_s" ]; then
 		timed_out="# TIMEOUT after ${timeout_s}s"
 	fi
-	if ! check_window "$name on ${label[$drv]}" >>"$out"; then
+	# Kernel reports go to a file of their own, shown whole after the test's tail: cut to the
+	# tail of a long output they would lose their first lines, which say what they are.
+	rm -f "$out.report"
+	if ! check_window "$name on ${label[$drv]}" >>"$out.report"; then
 		rc=1
 		# The report is the test's: not a separate harness failure.
 		unset 'harness_failures[-1]'
@@ -254,8 +257,7 @@ run_one() {
 	if [ -n "$timed_out" ]; then
 		# What it waited for: written by the watchdog before it terminated the test, appended
 		# only now (the test's output is not opened for appending: writing into it meanwhile
-		# could be overwritten) and last, after the kernel log of a timed-out test's blocked
-		# tasks, so the runner's tail of a failed test shows it.
+		# could be overwritten) and last, so the runner's tail of a failed test shows it.
 		if [ -s "$out.timeout" ]; then
 			sed -e '/^end of the dump$/d' -e 's/^/# /' "$out.timeout" >>"$out"
 			tail -n 1 "$out.timeout" | grep -qx 'end of the dump' ||
@@ -292,7 +294,7 @@ run_one() {
 			rc=1
 		fi
 		load_driver "$drv" >>"$out"
-		check_window "the cleanup after $name on ${label[$drv]}" >>"$out" || rc=1
+		check_window "the cleanup after $name on ${label[$drv]}" >>"$out.report" || rc=1
 	fi
 	rm -rf "$work"
 	# Diagnostics: the "# " lines of a passing test, the end of a failing one.
@@ -300,8 +302,9 @@ run_one() {
 		grep -E '^#' "$out" | sed 's/^/    /' || true
 	else
 		sed -E 's/^#? ?/    # /' "$out" | tail -n 60
+		[ ! -s "$out.report" ] || sed 's/^/    /' "$out.report"
 	fi
-	rm -f "$out"
+	rm -f "$out" "$out.report"
 	case $rc in
 	0) echo "    ok $i $name # ${secs[$drv,$name]}s"; result[$drv,$name]=pass ;;
 	4) echo "    ok $i $name # SKIP"; result[$drv,$name]=skip ;;
