@@ -297,9 +297,10 @@ run_one() {
 		check_window "the cleanup after $name on ${label[$drv]}" >>"$out.report" || rc=1
 	fi
 	rm -rf "$work"
-	# Diagnostics: the "# " lines of a passing test, the end of a failing one.
+	# Diagnostics: the "# " lines of a passing test (and of its windows: a marker kmsg.py did not
+	# copy), the end of a failing one and its kernel reports.
 	if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then
-		grep -E '^#' "$out" | sed 's/^/    /' || true
+		grep -hE '^#' "$out" "$out.report" 2>/dev/null | sed 's/^/    /' || true
 	else
 		sed -E 's/^#? ?/    # /' "$out" | tail -n 60
 		[ ! -s "$out.report" ] || sed 's/^/    /' "$out.report"
