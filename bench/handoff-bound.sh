@@ -16,9 +16,14 @@
 # engine that hands requests to a worker thread), rust2 (queue_rq ends each read at once: no
 # worker), rust1q (rust1 with one hardware queue). Workloads: psync4 (4 psync processes, 4 KiB
 # random reads; the issue's 3.0x goal), psync4t (the same as threads), psync1 (one psync
-# process, sequential), libaio2 (2 jobs at QD32). Prints one `R rep subject workload iops
-# ctxt-per-io p50-us` line per run, then medians and the median of the per-repetition ratios to
-# loop.ko's run of the same repetition. REPS, SUBJECTS and WORKLOADS (space-separated) narrow it.
+# process, sequential), libaio2 (2 jobs at QD32). fio and the devices as in `make bench`
+# (4096-byte logical blocks, --randrepeat=0 --norandommap, 2 s runs after 500 ms of ramp-up).
+# Prints one `R rep subject workload iops ctxt-per-io p50-us shared-%` line per run, then
+# medians and the median of the per-repetition ratios to loop.ko's run of the same repetition.
+# Context switches per I/O are counted as `make bench` counts them: the whole run's (ramp-up
+# included) per measured I/O, about 1.25x the steady rate. shared-% is the share of a rust_loop
+# subject's requests that went to its shared worker (debugfs `to_shared` / `dispatched`). REPS,
+# SUBJECTS and WORKLOADS (space-separated) narrow it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 modinfo -p "$repo/loop.ko" | grep -q '^exp_mode:' ||
@@ -28,28 +33,46 @@ read -ra subjects <<<"${SUBJECTS:-raw c rust0 rust1 rust2 rust1q}"
 read -ra workloads <<<"${WORKLOADS:-psync4 psync4t psync1 libaio2}"
 ram=$(mktemp -d)
 mount -t tmpfs -o size=300M tmpfs "$ram"
+trap 'losetup -D 2>/dev/null; umount "$ram" 2>/dev/null || true' EXIT
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 dd if=/dev/zero of="$ram/ram.img" bs=4M count=64 status=none
 results=$(mktemp)
 
+# unload: no loop driver afterwards (udev may still hold a device it probed: a bounded retry).
+unload() {
+	grep -q '^loop ' /proc/modules || return 0
+	udevadm settle
+	for _ in $(seq 50); do rmmod loop 2>/dev/null && break; sleep 0.2; done
+	! grep -q '^loop ' /proc/modules || { echo "handoff-bound: loop not unloaded" >&2; exit 1; }
+}
+# use SUBJECT: its driver loaded (none for raw), and checked to be that one.
 loaded=
 use() {
 	[ "$loaded" = "$1" ] && return 0
-	if [ -n "$loaded" ] && [ "$loaded" != raw ]; then
-		# udev may still hold a device it probed: a bounded retry.
-		udevadm settle
-		for _ in $(seq 50); do rmmod loop 2>/dev/null && break; sleep 0.2; done
-		! grep -q '^loop ' /proc/modules || { echo "handoff-bound: loop not unloaded" >&2; exit 1; }
-	fi
+	unload
+	local mode=
 	case $1 in
+	raw | none) ;;
 	c) modprobe loop ;;
-	rust0) insmod "$repo/loop.ko" ;;
-	rust1) insmod "$repo/loop.ko" exp_mode=1 ;;
-	rust2) insmod "$repo/loop.ko" exp_mode=2 ;;
-	rust1q) insmod "$repo/loop.ko" exp_mode=1 nr_hw_queues=1 ;;
+	rust0) insmod "$repo/loop.ko" && mode=0 ;;
+	rust1) insmod "$repo/loop.ko" exp_mode=1 && mode=1 ;;
+	rust2) insmod "$repo/loop.ko" exp_mode=2 && mode=2 ;;
+	rust1q) insmod "$repo/loop.ko" exp_mode=1 nr_hw_queues=1 && mode=1 ;;
+	*) echo "handoff-bound: unknown subject $1" >&2 && exit 1 ;;
 	esac
+	local have
+	have=$(cat /sys/module/loop/parameters/exp_mode 2>/dev/null || echo)
+	[ "$1" = raw ] || [ "$1" = none ] || [ "$have" = "$mode" ] ||
+		{ echo "handoff-bound: $1 wants exp_mode '$mode', the loaded loop has '$have'" >&2; exit 1; }
 	udevadm settle
 	loaded=$1
 }
+# counter DEV NAME: rust_loop's engine counter NAME of DEV (0 without one: raw, loop.ko).
+counter() {
+	local f=/sys/kernel/debug/rust_loop/${1#/dev/}/stats
+	if [ -r "$f" ]; then awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$f"; else echo 0; fi
+}
+unload
 
 for rep in $(seq 1 "$reps"); do
 	n=${#subjects[@]}
@@ -61,7 +84,10 @@ for rep in $(seq 1 "$reps"); do
 		if [ "$s" = raw ]; then
 			target=$ram/ram.img
 		else
-			target=$(losetup -f --show --direct-io=on "$ram/ram.img")
+			target=$(losetup -f --show --direct-io=on -b 4096 "$ram/ram.img")
+			udevadm settle
+			[ "$(cat "/sys/block/${target#/dev/}/loop/dio")" = 1 ] ||
+				{ echo "handoff-bound: direct I/O is off on $target" >&2; exit 1; }
 		fi
 		for w in "${workloads[@]}"; do
 			case $w in
@@ -71,28 +97,32 @@ for rep in $(seq 1 "$reps"); do
 			libaio2) a=(--numjobs=2 --ioengine=libaio --iodepth=32 --rw=randread) ;;
 			*) echo "handoff-bound: unknown workload $w" >&2 && exit 1 ;;
 			esac
+			d0=$(counter "$target" dispatched) h0=$(counter "$target" to_shared)
 			c0=$(awk '/^ctxt/ { print $2 }' /proc/stat)
 			j=$(fio --name=e --filename="$target" --size=256M --direct=1 --bs=4k "${a[@]}" \
-				--time_based --runtime=2 --ramp_time=500ms --group_reporting --output-format=json)
+				--time_based --runtime=2 --ramp_time=500ms --randrepeat=0 --norandommap \
+				--group_reporting --output-format=json)
 			c1=$(awk '/^ctxt/ { print $2 }' /proc/stat)
-			# Context switches over the whole run (ramp-up included) per measured I/O.
+			d1=$(counter "$target" dispatched) h1=$(counter "$target" to_shared)
 			jq -r --arg r "$rep" --arg s "$s" --arg w "$w" --arg c "$((c1 - c0))" \
-				'.jobs[0].read | "R \($r) \($s) \($w) \(.iops) \(($c | tonumber) / ([.total_ios, 1] | max) * 100 | round / 100) \(.clat_ns.percentile["50.000000"] / 1000)"' \
+				--arg sh "$(((h1 - h0) * 100 / (d1 - d0 > 0 ? d1 - d0 : 1)))" \
+				'.jobs[0].read | "R \($r) \($s) \($w) \(.iops) \(($c | tonumber) / ([.total_ios, 1] | max) * 100 | round / 100) \(.clat_ns.percentile["50.000000"] / 1000) \($sh)"' \
 				<<<"$j" | tee -a "$results"
 		done
 		[ "$s" = raw ] || losetup -d "$target"
 	done
 done
 use none
+trap - EXIT
 umount "$ram"
 rmdir "$ram"
 python3 - "$results" <<'EOF'
 import collections, statistics as st, sys
 runs = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    _, rep, s, w, iops, cx, p50 = line.split()
-    runs[(s, w)][int(rep)] = (float(iops), float(cx), float(p50))
-print("subject workload: median IOPS (min-max), median/loop.ko's, per-repetition ratio median (min-max), ctxt/IO, p50 us")
+    _, rep, s, w, iops, cx, p50, sh = line.split()
+    runs[(s, w)][int(rep)] = (float(iops), float(cx), float(p50), float(sh))
+print("subject workload: median IOPS (min-max), median/loop.ko's, per-repetition ratio median (min-max), ctxt/IO, p50 us, shared %")
 for w in dict.fromkeys(k[1] for k in runs):
     c = runs.get(("c", w), {})
     for s in dict.fromkeys(k[0] for k in runs):
@@ -106,6 +136,7 @@ for w in dict.fromkeys(k[1] for k in runs):
             line += f"  {st.median(iops) / st.median(x[0] for x in c.values()):5.2f}x"
             line += f"  {st.median(pr):5.2f} ({pr[0]:.2f}-{pr[-1]:.2f})"
         line += f"  {st.median(x[1] for x in v.values()):.2f}  {st.median(x[2] for x in v.values()):.1f}"
+        line += f"  {st.median(x[3] for x in v.values()):.0f}"
         print(line)
 EOF
 rm -f "$results"
