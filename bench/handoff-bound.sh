@@ -12,9 +12,9 @@
 #
 # Subjects, each run interleaved with the others (the order rotates and reverses between
 # repetitions): raw (fio on the file itself, O_DIRECT), c (loop.ko, direct I/O on), rust0 (the
-# engine), rust1 (the same engine, but the worker ends each read at once: the bound of any
-# engine that hands requests to a worker thread), rust2 (queue_rq ends each read at once: no
-# worker), rust1q (rust1 with one hardware queue). Workloads: psync4 (4 psync processes, 4 KiB
+# engine), rust1 (the same engine, but the worker ends each read at once, without the file or
+# the submitter's cgroups: the ceiling of an engine built on this hand-off), rust2 (queue_rq ends
+# each read at once: no worker), rust1q (rust1 with one hardware queue). Workloads: psync4 (4 psync processes, 4 KiB
 # random reads; the 3.0x goal), psync4t (the same as threads), psync1 (one psync
 # process, sequential), libaio2 (2 jobs at QD32). fio and the devices as in `make bench`
 # (4096-byte logical blocks, --randrepeat=0 --norandommap, 2 s runs after 500 ms of ramp-up).
