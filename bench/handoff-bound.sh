@@ -14,9 +14,10 @@
 # repetitions): raw (fio on the file itself, O_DIRECT), c (loop.ko, direct I/O on), rust0 (the
 # engine), rust1 (the same engine, but the worker ends each read at once, without the file or
 # the submitter's cgroups: the ceiling of an engine built on this hand-off), rust2 (queue_rq ends
-# each read at once: no worker), rust1q (rust1 with one hardware queue). Workloads: psync4 (4 psync processes, 4 KiB
-# random reads; the 3.0x goal), psync4t (the same as threads), psync1 (one psync
-# process, sequential), libaio2 (2 jobs at QD32). fio and the devices as in `make bench`
+# each read at once: no worker), rust1q (rust1 with one hardware queue), rust3 (the engine
+# without the submitter's cgroup association; not in the default SUBJECTS). Workloads: psync4
+# (4 psync processes, 4 KiB random reads; the 3.0x goal), psync4t (the same as
+# threads), psync1 (one psync process, sequential), libaio2 (2 jobs at QD32). fio and the devices as in `make bench`
 # (4096-byte logical blocks, --randrepeat=0 --norandommap, 2 s runs after 500 ms of ramp-up).
 # Prints one `R rep subject workload iops ctxt-per-io p50-us shared-%` line per run, then
 # medians and the median of the per-repetition ratios to loop.ko's run of the same repetition.
@@ -58,6 +59,7 @@ use() {
 	rust1) insmod "$repo/loop.ko" exp_mode=1 && mode=1 ;;
 	rust2) insmod "$repo/loop.ko" exp_mode=2 && mode=2 ;;
 	rust1q) insmod "$repo/loop.ko" exp_mode=1 nr_hw_queues=1 && mode=1 ;;
+	rust3) insmod "$repo/loop.ko" exp_mode=3 && mode=3 ;;
 	*) echo "handoff-bound: unknown subject $1" >&2 && exit 1 ;;
 	esac
 	local have
