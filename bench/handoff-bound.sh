@@ -17,8 +17,9 @@
 # each read at once: no worker), rust1q (rust1 with one hardware queue), rust3 (the engine
 # without the submitter's cgroup association; not in the default SUBJECTS). Workloads: psync4
 # (4 psync processes, 4 KiB random reads; the issue's 3.0x goal), psync4t (the same as
-# threads), psync1 (one psync process, sequential), libaio2 (2 jobs at QD32). fio and the devices as in `make bench`
-# (4096-byte logical blocks, --randrepeat=0 --norandommap, 2 s runs after 500 ms of ramp-up).
+# threads), psync1 (one psync process, sequential), libaio2 (2 jobs at QD32). fio and the
+# devices as in `make bench` (4096-byte logical blocks, --randrepeat=0 --norandommap, 2 s runs
+# after 500 ms of ramp-up).
 # Prints one `R rep subject workload iops ctxt-per-io p50-us shared-%` line per run, then
 # medians and the median of the per-repetition ratios to loop.ko's run of the same repetition.
 # Context switches per I/O are counted as `make bench` counts them: the whole run's (ramp-up
@@ -27,6 +28,8 @@
 # SUBJECTS and WORKLOADS (space-separated) narrow it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 modinfo -p "$repo/loop.ko" | grep -q '^exp_mode:' ||
 	{ echo "handoff-bound: $repo/loop.ko has no exp_mode: apply bench/handoff-bound.patch" >&2; exit 1; }
 reps=${REPS:-5}
@@ -35,22 +38,14 @@ read -ra workloads <<<"${WORKLOADS:-psync4 psync4t psync1 libaio2}"
 ram=$(mktemp -d)
 mount -t tmpfs -o size=300M tmpfs "$ram"
 trap 'losetup -D 2>/dev/null; umount "$ram" 2>/dev/null || true' EXIT
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 dd if=/dev/zero of="$ram/ram.img" bs=4M count=64 status=none
 results=$(mktemp)
 
-# unload: no loop driver afterwards (udev may still hold a device it probed: a bounded retry).
-unload() {
-	grep -q '^loop ' /proc/modules || return 0
-	udevadm settle
-	for _ in $(seq 50); do rmmod loop 2>/dev/null && break; sleep 0.2; done
-	! grep -q '^loop ' /proc/modules || { echo "handoff-bound: loop not unloaded" >&2; exit 1; }
-}
 # use SUBJECT: its driver loaded (none for raw), and checked to be that one.
 loaded=
 use() {
 	[ "$loaded" = "$1" ] && return 0
-	unload
+	bench_unload
 	local mode=
 	case $1 in
 	raw | none) ;;
@@ -69,18 +64,10 @@ use() {
 	udevadm settle
 	loaded=$1
 }
-# counter DEV NAME: rust_loop's engine counter NAME of DEV (0 without one: raw, loop.ko).
-counter() {
-	local f=/sys/kernel/debug/rust_loop/${1#/dev/}/stats
-	if [ -r "$f" ]; then awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$f"; else echo 0; fi
-}
-unload
+bench_unload
 
 for rep in $(seq 1 "$reps"); do
-	n=${#subjects[@]}
-	order=()
-	for i in $(seq 0 $((n - 1))); do order+=("${subjects[$(((i + rep) % n))]}"); done
-	if [ $((rep % 2)) = 0 ]; then mapfile -t order < <(printf '%s\n' "${order[@]}" | tac); fi
+	mapfile -t order < <(bench_order "$rep" "${subjects[@]}")
 	for s in "${order[@]}"; do
 		use "$s"
 		if [ "$s" = raw ]; then
@@ -99,16 +86,18 @@ for rep in $(seq 1 "$reps"); do
 			libaio2) a=(--numjobs=2 --ioengine=libaio --iodepth=32 --rw=randread) ;;
 			*) echo "handoff-bound: unknown workload $w" >&2 && exit 1 ;;
 			esac
-			d0=$(counter "$target" dispatched) h0=$(counter "$target" to_shared)
-			c0=$(awk '/^ctxt/ { print $2 }' /proc/stat)
+			e0=$(engine_stats "$target")
+			read -r c0 _ < <(stat_snap)
 			j=$(fio --name=e --filename="$target" --size=256M --direct=1 --bs=4k "${a[@]}" \
 				--time_based --runtime=2 --ramp_time=500ms --randrepeat=0 --norandommap \
 				--group_reporting --output-format=json)
-			c1=$(awk '/^ctxt/ { print $2 }' /proc/stat)
-			d1=$(counter "$target" dispatched) h1=$(counter "$target" to_shared)
+			read -r c1 _ < <(stat_snap)
+			e1=$(engine_stats "$target")
 			jq -r --arg r "$rep" --arg s "$s" --arg w "$w" --arg c "$((c1 - c0))" \
-				--arg sh "$(((h1 - h0) * 100 / (d1 - d0 > 0 ? d1 - d0 : 1)))" \
-				'.jobs[0].read | "R \($r) \($s) \($w) \(.iops) \(($c | tonumber) / ([.total_ios, 1] | max) * 100 | round / 100) \(.clat_ns.percentile["50.000000"] / 1000) \($sh)"' \
+				--argjson e0 "$e0" --argjson e1 "$e1" '
+				(($e1.dispatched // 0) - ($e0.dispatched // 0)) as $d |
+				(if $d > 0 then ((($e1.to_shared // 0) - ($e0.to_shared // 0)) * 100 / $d | floor) else 0 end) as $sh |
+				.jobs[0].read | "R \($r) \($s) \($w) \(.iops) \(($c | tonumber) / ([.total_ios, 1] | max) * 100 | round / 100) \(.clat_ns.percentile["50.000000"] / 1000) \($sh)"' \
 				<<<"$j" | tee -a "$results"
 		done
 		[ "$s" = raw ] || losetup -d "$target"

@@ -37,6 +37,8 @@ set -euo pipefail
 out=$1
 quick=${BENCH_QUICK:-0}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 if [ "$quick" = 1 ]; then
 	reps=1 runtime=1 ramp=250ms mem_mb=64 job_mb=8 raw_mb=64 ram_mb=64
 else
@@ -90,9 +92,7 @@ json_kv --arg k "$(uname -r)" --arg cpu "$(awk -F': ' '/model name/ { print $2; 
 driver_loaded=
 use_driver() {
 	[ "$driver_loaded" = "$1" ] && return 0
-	case "$driver_loaded" in
-	c | rust | rust1) rmmod loop ;;
-	esac
+	bench_unload
 	case "$1" in
 	c) modprobe loop ;;
 	rust) insmod "$repo/loop.ko" ;;
@@ -100,21 +100,6 @@ use_driver() {
 	esac
 	udevadm settle
 	driver_loaded=$1
-}
-
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-stat_snap() { awk '/^ctxt/ { c = $2 } /^cpu / { b = $2 + $3 + $4 + $7 + $8; t = b + $5 + $6 } END { print c, b, t }' /proc/stat; }
-# engine_stats DEV: rust_loop's counters of the loop device DEV as a JSON object ({} otherwise).
-engine_stats() {
-	local f=/sys/kernel/debug/rust_loop/${1#/dev/}/stats
-	if [ -r "$f" ]; then
-		# Only `name number` lines; an unreadable or empty file gives {} (and says so).
-		awk 'BEGIN { printf "{" } NF == 2 && $2 ~ /^[0-9]+$/ {
-			printf "%s\"%s\": %s", (n++ ? ", " : ""), $1, $2 } END { print "}" }' "$f"
-		[ -s "$f" ] || [ "$(wc -l <"$f")" -gt 0 ] || echo "[bench] $f is empty" >&2
-	else
-		echo '{}'
-	fi
 }
 
 # How many runs, for the progress line.
@@ -217,19 +202,8 @@ for subject in raw c-buf; do
 	detach "$subject"
 done
 
-# order REP: the subjects of repetition REP, rotated by REP and reversed every other time.
-order() {
-	local rep=$1 n=${#subjects[@]} i list=()
-	for ((i = 0; i < n; i++)); do list+=("${subjects[(i + rep) % n]}"); done
-	if [ $((rep % 2)) = 0 ]; then
-		for ((i = n - 1; i >= 0; i--)); do echo "${list[i]}"; done
-	else
-		printf '%s\n' "${list[@]}"
-	fi
-}
-
 for rep in $(seq 1 "$reps"); do
-	mapfile -t this_order < <(order "$rep")
+	mapfile -t this_order < <(bench_order "$rep" "${subjects[@]}")
 	log "repetition $rep: ${this_order[*]}"
 	for subject in "${this_order[@]}"; do
 		attach "$subject"
