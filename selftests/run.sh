@@ -248,8 +248,7 @@ run_one() {
 	fi
 	# Kernel reports go to a file of their own, shown whole after the test's tail: cut to the
 	# tail of a long output they would lose their first lines, which say what they are.
-	rm -f "$out.report"
-	if ! check_window "$name on ${label[$drv]}" >>"$out.report"; then
+	if ! check_window "$name on ${label[$drv]}" >"$out.report"; then
 		rc=1
 		# The report is the test's: not a separate harness failure.
 		unset 'harness_failures[-1]'
